@@ -1,0 +1,124 @@
+//! EVM chains: Ethereum execution JSON-RPC.
+//!
+//! Heights and chain ids are hex quantities (`"0x1b4"`); see
+//! `shared/CHAINS.md` for the facts this module relies on.
+
+use serde_json::Value;
+
+use super::{Chain, ChainKind, MethodClass, ProbeAnswerError, ProbeCall};
+
+/// The EVM chain kind.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Evm;
+
+const HEAD: ProbeCall = ProbeCall {
+    method: "eth_blockNumber",
+    body: r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#,
+};
+
+const CHAIN_ID: ProbeCall = ProbeCall {
+    method: "eth_chainId",
+    body: r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#,
+};
+
+/// Methods that change chain state.
+const WRITES: [&str; 2] = ["eth_sendRawTransaction", "eth_sendTransaction"];
+
+/// Methods that only make sense on a persistent connection.
+const SUBSCRIBES: [&str; 2] = ["eth_subscribe", "eth_unsubscribe"];
+
+/// Parses an Ethereum QUANTITY: `0x`-prefixed hex, no leading zeros required
+/// to be absent (nodes differ), at most 64 bits for heights and chain ids.
+pub(crate) fn parse_quantity(v: &Value) -> Result<u64, ProbeAnswerError> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| ProbeAnswerError(format!("expected a hex quantity, got {v}")))?;
+    let digits = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .ok_or_else(|| ProbeAnswerError(format!("quantity {s:?} lacks the 0x prefix")))?;
+    if digits.is_empty() || digits.len() > 16 {
+        return Err(ProbeAnswerError(format!(
+            "quantity {s:?} is empty or over 64 bits"
+        )));
+    }
+    u64::from_str_radix(digits, 16)
+        .map_err(|_| ProbeAnswerError(format!("quantity {s:?} is not hex")))
+}
+
+impl Chain for Evm {
+    fn kind(&self) -> ChainKind {
+        ChainKind::Evm
+    }
+
+    fn head_call(&self) -> ProbeCall {
+        HEAD
+    }
+
+    fn parse_head(&self, result: &Value) -> Result<u64, ProbeAnswerError> {
+        parse_quantity(result)
+    }
+
+    fn chain_id_call(&self) -> ProbeCall {
+        CHAIN_ID
+    }
+
+    fn parse_chain_id(&self, result: &Value) -> Result<String, ProbeAnswerError> {
+        // Canonical decimal, so "0x01" and "0x1" compare equal.
+        parse_quantity(result).map(|id| id.to_string())
+    }
+
+    fn method_class(&self, method: &str) -> MethodClass {
+        if WRITES.contains(&method) {
+            MethodClass::Write
+        } else if SUBSCRIBES.contains(&method) {
+            MethodClass::Subscribe
+        } else {
+            MethodClass::Read
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn parses_heights() {
+        assert_eq!(Evm.parse_head(&json!("0x1b4")), Ok(436));
+        assert_eq!(Evm.parse_head(&json!("0x0")), Ok(0));
+        assert!(Evm.parse_head(&json!(436)).is_err());
+        assert!(Evm.parse_head(&json!("1b4")).is_err());
+        assert!(Evm.parse_head(&json!("0x")).is_err());
+        assert!(Evm.parse_head(&json!("0xzz")).is_err());
+        assert!(Evm.parse_head(&json!("0x1ffffffffffffffff")).is_err());
+    }
+
+    #[test]
+    fn canonical_chain_ids() {
+        assert_eq!(
+            Evm.parse_chain_id(&json!("0x01")),
+            Evm.parse_chain_id(&json!("0x1"))
+        );
+    }
+
+    #[test]
+    fn classifies_methods() {
+        assert_eq!(
+            Evm.method_class("eth_sendRawTransaction"),
+            MethodClass::Write
+        );
+        assert_eq!(Evm.method_class("eth_subscribe"), MethodClass::Subscribe);
+        assert_eq!(Evm.method_class("eth_getBalance"), MethodClass::Read);
+    }
+
+    #[test]
+    fn probe_bodies_are_json_rpc() {
+        for call in [Evm.head_call(), Evm.chain_id_call()] {
+            let v: Value = serde_json::from_str(call.body).unwrap();
+            assert_eq!(v["method"], call.method);
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Chain kinds: the only place where Meridian knows anything chain-specific.
+//!
+//! Each kind is one module implementing [`Chain`]. Both planes ask
+//! [`ChainKind::chain`] for behaviour and never branch on the kind
+//! themselves, so adding a chain is adding a module here.
+
+mod evm;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::Value;
+
+pub use evm::Evm;
+
+/// Which family of node software a network runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChainKind {
+    /// Ethereum execution JSON-RPC (geth, besu, reth, ganache, …).
+    Evm,
+}
+
+impl ChainKind {
+    /// Every supported kind, for help texts and error messages.
+    pub const ALL: [ChainKind; 1] = [ChainKind::Evm];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Evm => "evm",
+        }
+    }
+
+    /// The behaviour of this kind.
+    pub fn chain(self) -> &'static dyn Chain {
+        match self {
+            Self::Evm => &Evm,
+        }
+    }
+}
+
+impl fmt::Display for ChainKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown chain kind name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown chain kind {0:?} (supported: evm)")]
+pub struct UnknownChainKind(pub String);
+
+impl FromStr for ChainKind {
+    type Err = UnknownChainKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ChainKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownChainKind(s.to_owned()))
+    }
+}
+
+/// How a method is treated on the request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MethodClass {
+    /// Side-effect free; may be retried and hedged.
+    Read,
+    /// Changes chain state; never blindly retried.
+    Write,
+    /// Needs a persistent connection (WebSocket).
+    Subscribe,
+}
+
+/// A JSON-RPC call a probe sends to a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeCall {
+    /// For span and log names.
+    pub method: &'static str,
+    /// The complete request body.
+    pub body: &'static str,
+}
+
+/// An answer a probe could not use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProbeAnswerError(pub String);
+
+/// Chain-specific behaviour, one implementation per [`ChainKind`].
+pub trait Chain: Send + Sync + 'static {
+    fn kind(&self) -> ChainKind;
+
+    /// The call that asks a node for its head height.
+    fn head_call(&self) -> ProbeCall;
+
+    /// The head height in the `result` of [`Chain::head_call`].
+    fn parse_head(&self, result: &Value) -> Result<u64, ProbeAnswerError>;
+
+    /// The call that asks a node which chain it serves.
+    fn chain_id_call(&self) -> ProbeCall;
+
+    /// A canonical chain identity from the `result` of
+    /// [`Chain::chain_id_call`], comparable across nodes.
+    fn parse_chain_id(&self, result: &Value) -> Result<String, ProbeAnswerError>;
+
+    /// How the request path treats `method`.
+    fn method_class(&self, method: &str) -> MethodClass;
+}

@@ -1,0 +1,18 @@
+//! The routing snapshot: the one resource the control plane streams.
+//!
+//! [`model`] holds the domain types both planes work with; [`wire`] converts
+//! them to and from the protobuf messages, validating on the way in;
+//! [`hash`] computes the content hash that makes duplicate pushes cheap to
+//! detect.
+
+mod hash;
+mod model;
+mod version;
+mod wire;
+
+pub use hash::content_hash;
+pub use model::{
+    Network, NetworkPolicy, Role, RoutingTable, Upstream, UpstreamState, ValidationError,
+};
+pub use version::Version;
+pub use wire::{decode_table, encode_table};

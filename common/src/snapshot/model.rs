@@ -1,0 +1,226 @@
+//! The routing-table model: what every data plane needs to route a request.
+//!
+//! These are validated domain types: a value of [`RoutingTable`] obtained
+//! through [`crate::snapshot::decode_table`] has unique ids, parseable URLs and
+//! known chain kinds, so request code never re-checks them.
+
+use crate::chain::ChainKind;
+
+/// The full routing state of one snapshot.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RoutingTable {
+    /// Sorted by id (the builder sorts), so equal content encodes equally.
+    pub networks: Vec<Network>,
+    /// When the control plane built it (Unix ms). Not part of the content hash.
+    pub generated_at_unix_ms: u64,
+}
+
+impl RoutingTable {
+    pub fn network(&self, id: &str) -> Option<&Network> {
+        self.networks.iter().find(|n| n.id == id)
+    }
+}
+
+/// One network, served under `/<id>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Network {
+    pub id: String,
+    pub chain: ChainKind,
+    /// Reference node and last-resort fallback.
+    pub leader_url: Option<String>,
+    /// Sorted by id.
+    pub upstreams: Vec<Upstream>,
+    pub policy: NetworkPolicy,
+}
+
+/// Limits and method policy a data plane enforces for one network.
+/// Values are resolved: the wire's "0 means default" is applied on decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkPolicy {
+    pub max_body_bytes: u64,
+    pub max_batch: u32,
+    pub request_timeout_ms: u32,
+    pub deny_methods: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub max_tries: u32,
+    pub hedge_after_ms: u32,
+    pub hedge_from_p95: bool,
+    pub archive_after_blocks: u64,
+    pub write_broadcast: u32,
+    pub eject_after_failures: u32,
+    pub max_concurrency: u32,
+    pub max_queue: u32,
+    pub max_queue_wait_ms: u32,
+}
+
+impl NetworkPolicy {
+    pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+    pub const DEFAULT_MAX_BATCH: u32 = 100;
+    pub const DEFAULT_REQUEST_TIMEOUT_MS: u32 = 10_000;
+    pub const DEFAULT_MAX_TRIES: u32 = 3;
+    pub const DEFAULT_HEDGE_AFTER_MS: u32 = 2_000;
+    pub const DEFAULT_WRITE_BROADCAST: u32 = 1;
+    pub const DEFAULT_EJECT_AFTER_FAILURES: u32 = 5;
+    pub const DEFAULT_MAX_CONCURRENCY: u32 = 256;
+    pub const DEFAULT_MAX_QUEUE: u32 = 1_024;
+    pub const DEFAULT_MAX_QUEUE_WAIT_MS: u32 = 1_000;
+}
+
+impl Default for NetworkPolicy {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            max_batch: Self::DEFAULT_MAX_BATCH,
+            request_timeout_ms: Self::DEFAULT_REQUEST_TIMEOUT_MS,
+            deny_methods: Vec::new(),
+            allow_methods: Vec::new(),
+            max_tries: Self::DEFAULT_MAX_TRIES,
+            hedge_after_ms: Self::DEFAULT_HEDGE_AFTER_MS,
+            hedge_from_p95: false,
+            archive_after_blocks: 0,
+            write_broadcast: Self::DEFAULT_WRITE_BROADCAST,
+            eject_after_failures: Self::DEFAULT_EJECT_AFTER_FAILURES,
+            max_concurrency: Self::DEFAULT_MAX_CONCURRENCY,
+            max_queue: Self::DEFAULT_MAX_QUEUE,
+            max_queue_wait_ms: Self::DEFAULT_MAX_QUEUE_WAIT_MS,
+        }
+    }
+}
+
+/// The control plane's verdict on an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UpstreamState {
+    /// Takes traffic.
+    Healthy,
+    /// Answers, but too far behind the reference height.
+    Lagging,
+    /// Errors, times out, answers malformed, or not yet proven healthy.
+    Failing,
+    /// Excluded for integrity, e.g. serving another chain.
+    Quarantined,
+}
+
+impl UpstreamState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Lagging => "lagging",
+            Self::Failing => "failing",
+            Self::Quarantined => "quarantined",
+        }
+    }
+}
+
+/// What an upstream is good for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Read,
+    Write,
+    Archive,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Archive => "archive",
+        }
+    }
+
+    /// The roles an upstream has when none are configured.
+    pub const DEFAULT: [Role; 2] = [Role::Read, Role::Write];
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "read" => Ok(Self::Read),
+            "write" => Ok(Self::Write),
+            "archive" => Ok(Self::Archive),
+            other => Err(format!(
+                "unknown role {other:?} (expected read, write or archive)"
+            )),
+        }
+    }
+}
+
+/// One upstream node of a network, with the control plane's view of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub id: String,
+    pub url: String,
+    pub region: String,
+    pub weight: u32,
+    /// Sorted, deduplicated, never empty.
+    pub roles: Vec<Role>,
+    pub state: UpstreamState,
+    pub head_height: u64,
+    pub lag: u64,
+    pub latency_ewma_us: u64,
+    /// 0–100.
+    pub score: u32,
+    pub reason: String,
+}
+
+impl Upstream {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// Why a routing table was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("network id {0:?} is not a valid path segment (use letters, digits, '-', '_', '.')")]
+    BadNetworkId(String),
+    #[error("network {0:?} appears twice")]
+    DuplicateNetwork(String),
+    #[error("network {network:?}: unknown chain kind {chain:?}")]
+    UnknownChain { network: String, chain: String },
+    #[error("network {network:?}: leader: {error}")]
+    BadLeader {
+        network: String,
+        error: crate::url::UrlError,
+    },
+    #[error("network {network:?}: upstream id {id:?} is empty or not printable")]
+    BadUpstreamId { network: String, id: String },
+    #[error("network {network:?}: upstream {id:?} appears twice")]
+    DuplicateUpstream { network: String, id: String },
+    #[error("network {network:?}: upstream {id:?}: {error}")]
+    BadUpstreamUrl {
+        network: String,
+        id: String,
+        error: crate::url::UrlError,
+    },
+    #[error("network {network:?}: upstream {id:?}: {what}")]
+    BadUpstream {
+        network: String,
+        id: String,
+        what: String,
+    },
+    #[error("network {network:?}: {what}")]
+    BadPolicy { network: String, what: String },
+    #[error("content hash mismatch: snapshot says {claimed}, table hashes to {actual}")]
+    HashMismatch { claimed: String, actual: String },
+    #[error("snapshot has no routing table")]
+    MissingTable,
+}
+
+/// A network id must be usable as one URL path segment.
+pub fn valid_network_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && id != "."
+        && id != ".."
+}
+
+/// An upstream id is shown in headers (`x-handled-by`), so it must be a
+/// printable, header-safe token.
+pub fn valid_upstream_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+}

@@ -1,0 +1,322 @@
+//! Conversion between the routing-table model and its protobuf messages.
+//!
+//! Encoding cannot fail. Decoding validates everything a data plane relies
+//! on; a table that fails here is NACKed and never applied.
+
+use std::collections::HashSet;
+
+use super::model::{
+    Network, NetworkPolicy, Role, RoutingTable, Upstream, UpstreamState, ValidationError,
+    valid_network_id, valid_upstream_id,
+};
+use crate::chain::ChainKind;
+use crate::proto;
+use crate::url::parse_node_url;
+
+/// The model as protobuf.
+pub fn encode_table(table: &RoutingTable) -> proto::RoutingTable {
+    proto::RoutingTable {
+        networks: table.networks.iter().map(encode_network).collect(),
+        generated_at_unix_ms: table.generated_at_unix_ms,
+    }
+}
+
+fn encode_network(n: &Network) -> proto::Network {
+    proto::Network {
+        id: n.id.clone(),
+        chain: n.chain.as_str().to_owned(),
+        leader_url: n.leader_url.clone().unwrap_or_default(),
+        upstreams: n.upstreams.iter().map(encode_upstream).collect(),
+        policy: Some(encode_policy(&n.policy)),
+    }
+}
+
+fn encode_policy(p: &NetworkPolicy) -> proto::NetworkPolicy {
+    proto::NetworkPolicy {
+        max_body_bytes: p.max_body_bytes,
+        max_batch: p.max_batch,
+        request_timeout_ms: p.request_timeout_ms,
+        deny_methods: p.deny_methods.clone(),
+        allow_methods: p.allow_methods.clone(),
+        max_tries: p.max_tries,
+        hedge_after_ms: p.hedge_after_ms,
+        hedge_from_p95: p.hedge_from_p95,
+        archive_after_blocks: p.archive_after_blocks,
+        write_broadcast: p.write_broadcast,
+        eject_after_failures: p.eject_after_failures,
+        max_concurrency: p.max_concurrency,
+        max_queue: p.max_queue,
+        max_queue_wait_ms: p.max_queue_wait_ms,
+    }
+}
+
+/// Protobuf state value of a model state.
+pub fn encode_state(s: UpstreamState) -> proto::UpstreamState {
+    match s {
+        UpstreamState::Healthy => proto::UpstreamState::Healthy,
+        UpstreamState::Lagging => proto::UpstreamState::Lagging,
+        UpstreamState::Failing => proto::UpstreamState::Failing,
+        UpstreamState::Quarantined => proto::UpstreamState::Quarantined,
+    }
+}
+
+/// Protobuf role value of a model role.
+pub fn encode_role(r: Role) -> proto::Role {
+    match r {
+        Role::Read => proto::Role::Read,
+        Role::Write => proto::Role::Write,
+        Role::Archive => proto::Role::Archive,
+    }
+}
+
+fn encode_upstream(u: &Upstream) -> proto::Upstream {
+    proto::Upstream {
+        id: u.id.clone(),
+        url: u.url.clone(),
+        region: u.region.clone(),
+        weight: u.weight,
+        state: encode_state(u.state).into(),
+        head_height: u.head_height,
+        lag: u.lag,
+        latency_ewma_us: u.latency_ewma_us,
+        score: u.score,
+        reason: u.reason.clone(),
+        roles: u.roles.iter().map(|r| encode_role(*r).into()).collect(),
+    }
+}
+
+/// The protobuf table as the model, validated.
+pub fn decode_table(table: proto::RoutingTable) -> Result<RoutingTable, ValidationError> {
+    let mut seen = HashSet::with_capacity(table.networks.len());
+    let mut networks = Vec::with_capacity(table.networks.len());
+    for n in table.networks {
+        if !seen.insert(n.id.clone()) {
+            return Err(ValidationError::DuplicateNetwork(n.id));
+        }
+        networks.push(decode_network(n)?);
+    }
+    Ok(RoutingTable {
+        networks,
+        generated_at_unix_ms: table.generated_at_unix_ms,
+    })
+}
+
+fn decode_network(n: proto::Network) -> Result<Network, ValidationError> {
+    if !valid_network_id(&n.id) {
+        return Err(ValidationError::BadNetworkId(n.id));
+    }
+    let chain: ChainKind = n.chain.parse().map_err(|_| ValidationError::UnknownChain {
+        network: n.id.clone(),
+        chain: n.chain.clone(),
+    })?;
+    let leader_url = if n.leader_url.is_empty() {
+        None
+    } else {
+        parse_node_url(&n.leader_url).map_err(|error| ValidationError::BadLeader {
+            network: n.id.clone(),
+            error,
+        })?;
+        Some(n.leader_url)
+    };
+    let policy = decode_policy(&n.id, n.policy.unwrap_or_default())?;
+    let mut seen = HashSet::with_capacity(n.upstreams.len());
+    let mut upstreams = Vec::with_capacity(n.upstreams.len());
+    for u in n.upstreams {
+        if !seen.insert(u.id.clone()) {
+            return Err(ValidationError::DuplicateUpstream {
+                network: n.id,
+                id: u.id,
+            });
+        }
+        upstreams.push(decode_upstream(&n.id, u)?);
+    }
+    Ok(Network {
+        id: n.id,
+        chain,
+        leader_url,
+        upstreams,
+        policy,
+    })
+}
+
+fn or_default<T: PartialEq + Default>(v: T, default: T) -> T {
+    if v == T::default() { default } else { v }
+}
+
+fn decode_policy(network: &str, p: proto::NetworkPolicy) -> Result<NetworkPolicy, ValidationError> {
+    for glob in p.deny_methods.iter().chain(&p.allow_methods) {
+        if glob.is_empty()
+            || glob
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return Err(ValidationError::BadPolicy {
+                network: network.to_owned(),
+                what: format!("method pattern {glob:?} is empty or has whitespace"),
+            });
+        }
+    }
+    let d = NetworkPolicy::default();
+    Ok(NetworkPolicy {
+        max_body_bytes: or_default(p.max_body_bytes, d.max_body_bytes),
+        max_batch: or_default(p.max_batch, d.max_batch),
+        request_timeout_ms: or_default(p.request_timeout_ms, d.request_timeout_ms),
+        deny_methods: p.deny_methods,
+        allow_methods: p.allow_methods,
+        max_tries: or_default(p.max_tries, d.max_tries),
+        hedge_after_ms: or_default(p.hedge_after_ms, d.hedge_after_ms),
+        hedge_from_p95: p.hedge_from_p95,
+        archive_after_blocks: p.archive_after_blocks,
+        write_broadcast: or_default(p.write_broadcast, d.write_broadcast),
+        eject_after_failures: or_default(p.eject_after_failures, d.eject_after_failures),
+        max_concurrency: or_default(p.max_concurrency, d.max_concurrency),
+        max_queue: or_default(p.max_queue, d.max_queue),
+        max_queue_wait_ms: or_default(p.max_queue_wait_ms, d.max_queue_wait_ms),
+    })
+}
+
+fn decode_upstream(network: &str, u: proto::Upstream) -> Result<Upstream, ValidationError> {
+    let bad = |what: String| ValidationError::BadUpstream {
+        network: network.to_owned(),
+        id: u.id.clone(),
+        what,
+    };
+    if !valid_upstream_id(&u.id) {
+        return Err(ValidationError::BadUpstreamId {
+            network: network.to_owned(),
+            id: u.id,
+        });
+    }
+    parse_node_url(&u.url).map_err(|error| ValidationError::BadUpstreamUrl {
+        network: network.to_owned(),
+        id: u.id.clone(),
+        error,
+    })?;
+    if u.weight == 0 {
+        return Err(bad("weight must be at least 1".into()));
+    }
+    if u.score > 100 {
+        return Err(bad(format!("score {} is over 100", u.score)));
+    }
+    let state = match proto::UpstreamState::try_from(u.state) {
+        Ok(proto::UpstreamState::Healthy) => UpstreamState::Healthy,
+        Ok(proto::UpstreamState::Lagging) => UpstreamState::Lagging,
+        Ok(proto::UpstreamState::Failing) => UpstreamState::Failing,
+        Ok(proto::UpstreamState::Quarantined) => UpstreamState::Quarantined,
+        _ => return Err(bad(format!("unknown state {}", u.state))),
+    };
+    let mut roles = Vec::with_capacity(u.roles.len().max(2));
+    for r in &u.roles {
+        roles.push(match proto::Role::try_from(*r) {
+            Ok(proto::Role::Read) => Role::Read,
+            Ok(proto::Role::Write) => Role::Write,
+            Ok(proto::Role::Archive) => Role::Archive,
+            _ => return Err(bad(format!("unknown role {r}"))),
+        });
+    }
+    if roles.is_empty() {
+        roles.extend(Role::DEFAULT);
+    }
+    roles.sort_unstable();
+    roles.dedup();
+    Ok(Upstream {
+        id: u.id,
+        url: u.url,
+        region: u.region,
+        weight: u.weight,
+        roles,
+        state,
+        head_height: u.head_height,
+        lag: u.lag,
+        latency_ewma_us: u.latency_ewma_us,
+        score: u.score,
+        reason: u.reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RoutingTable {
+        RoutingTable {
+            networks: vec![Network {
+                id: "eth-local".into(),
+                chain: ChainKind::Evm,
+                leader_url: Some("http://127.0.0.1:8549".into()),
+                upstreams: vec![Upstream {
+                    id: "a".into(),
+                    url: "http://127.0.0.1:18545".into(),
+                    region: "eu".into(),
+                    weight: 1,
+                    roles: vec![Role::Read, Role::Write],
+                    state: UpstreamState::Healthy,
+                    head_height: 100,
+                    lag: 0,
+                    latency_ewma_us: 900,
+                    score: 97,
+                    reason: String::new(),
+                }],
+                policy: NetworkPolicy::default(),
+            }],
+            generated_at_unix_ms: 1,
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let t = sample();
+        assert_eq!(decode_table(encode_table(&t)), Ok(t));
+    }
+
+    #[test]
+    fn refuses_duplicates_and_junk() {
+        let mut p = encode_table(&sample());
+        p.networks.push(p.networks[0].clone());
+        assert!(matches!(
+            decode_table(p),
+            Err(ValidationError::DuplicateNetwork(_))
+        ));
+
+        let mut p = encode_table(&sample());
+        p.networks[0].upstreams[0].url = "nope".into();
+        assert!(matches!(
+            decode_table(p),
+            Err(ValidationError::BadUpstreamUrl { .. })
+        ));
+
+        let mut p = encode_table(&sample());
+        p.networks[0].chain = "martian".into();
+        assert!(matches!(
+            decode_table(p),
+            Err(ValidationError::UnknownChain { .. })
+        ));
+
+        let mut p = encode_table(&sample());
+        p.networks[0].upstreams[0].score = 101;
+        assert!(matches!(
+            decode_table(p),
+            Err(ValidationError::BadUpstream { .. })
+        ));
+
+        let mut p = encode_table(&sample());
+        p.networks[0].id = "a/b".into();
+        assert!(matches!(
+            decode_table(p),
+            Err(ValidationError::BadNetworkId(_))
+        ));
+    }
+
+    #[test]
+    fn zero_policy_means_defaults_and_empty_roles_mean_read_write() {
+        let mut p = encode_table(&sample());
+        p.networks[0].policy = None;
+        p.networks[0].upstreams[0].roles.clear();
+        let t = decode_table(p).unwrap();
+        assert_eq!(t.networks[0].policy, NetworkPolicy::default());
+        assert_eq!(
+            t.networks[0].upstreams[0].roles,
+            vec![Role::Read, Role::Write]
+        );
+    }
+}
