@@ -1,1 +1,12 @@
-//! placeholder
+//! Meridian's end-to-end test kit: everything tests and the sandbox need to
+//! run the real planes in-process against nodes whose behaviour they control.
+//!
+//! - [`mock_evm`]: an in-process EVM node (heights, chain id, faults, kill/restart, counters).
+//! - [`ganache`]: installs and runs a real EVM node (ganache from npm).
+//! - [`rpc`]: a JSON-RPC-over-HTTP client returning status, headers and body.
+//! - [`poll`]: `eventually`, the one way tests wait.
+
+pub mod ganache;
+pub mod mock_evm;
+pub mod poll;
+pub mod rpc;
