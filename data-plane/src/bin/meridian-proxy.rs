@@ -1,1 +1,90 @@
-fn main() {}
+//! `meridian-proxy`: one data plane. Parses flags, builds the runtime and
+//! the configuration, and hands over to `meridian_data_plane::app::run`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use meridian_common::telemetry::{self, TelemetryArgs};
+use meridian_data_plane::app;
+use meridian_data_plane::config::{ProxyConfig, default_dataplane_id};
+
+/// Meridian data plane: routes JSON-RPC requests on the control plane's snapshots.
+#[derive(Debug, Parser)]
+#[command(name = "meridian-proxy", version)]
+struct Args {
+    /// gRPC address of the control plane.
+    #[arg(
+        long,
+        env = "MERIDIAN_CONTROL_PLANE",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    control_plane: String,
+    /// Region whose clients this proxy serves (same-region upstreams are preferred).
+    #[arg(long, env = "MERIDIAN_REGION")]
+    region: String,
+    /// Client JSON-RPC listener.
+    #[arg(long, env = "MERIDIAN_LISTEN", default_value = "127.0.0.1:8545")]
+    listen: SocketAddr,
+    /// Admin listener (/health, /ready, /metrics).
+    #[arg(long, env = "MERIDIAN_ADMIN_LISTEN", default_value = "127.0.0.1:9545")]
+    admin_listen: SocketAddr,
+    /// Directory for the last applied snapshot [default: ./var/proxy-<region>].
+    #[arg(long, env = "MERIDIAN_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Identity reported to the control plane [default: <region>-<hostname>].
+    #[arg(long = "id", env = "MERIDIAN_DATAPLANE_ID")]
+    id: Option<String>,
+    /// Tokio worker threads [default: one per core].
+    #[arg(long, env = "MERIDIAN_WORKER_THREADS")]
+    worker_threads: Option<usize>,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("./var/proxy-{}", args.region)));
+    let mut config = ProxyConfig::new(args.control_plane.clone(), args.region.clone(), state_dir);
+    config.listen = args.listen;
+    config.admin_listen = args.admin_listen;
+    config.dataplane_id = args
+        .id
+        .clone()
+        .unwrap_or_else(|| default_dataplane_id(&args.region));
+    config.worker_threads = args.worker_threads;
+
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(n) = config.worker_threads {
+        runtime.worker_threads(n.max(1));
+    }
+    let runtime = match runtime.build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("meridian-proxy: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let _telemetry = match telemetry::init("meridian-proxy", &args.telemetry) {
+            Ok(guard) => guard,
+            Err(e) => {
+                eprintln!("meridian-proxy: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match app::run(config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "meridian-proxy failed");
+                eprintln!("meridian-proxy: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

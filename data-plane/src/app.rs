@@ -1,0 +1,178 @@
+//! Wiring and lifecycle of one data plane.
+//!
+//! Start order matters for static stability: the persisted snapshot is
+//! loaded and swapped in first, then both listeners are bound, then the
+//! control-plane client starts in the background. So `start` returns a data
+//! plane that already serves its last snapshot even when the control plane
+//! is unreachable.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use meridian_common::listen::{ListenError, bind};
+use meridian_common::snapshot::Version;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin_http;
+use crate::config::ProxyConfig;
+use crate::control::client::BadControlPlane;
+use crate::control::{Applier, ControlClient, SnapshotFile};
+use crate::proxy::server;
+use crate::state::Shared;
+
+/// Why a data plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("cannot use state dir {path}: {source}")]
+    StateDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    ControlPlane(#[from] BadControlPlane),
+    #[error("cannot wait for a shutdown signal: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// A running data plane.
+pub struct DataPlane {
+    shared: Arc<Shared>,
+    listen_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl DataPlane {
+    /// Loads the persisted snapshot (if any) and serves it at once, binds
+    /// both listeners, and starts the control-plane stream client (which
+    /// reconnects forever). Returns once listening, even when the control
+    /// plane is unreachable.
+    pub async fn start(config: ProxyConfig) -> Result<DataPlane, StartError> {
+        let shared = Shared::new(&config);
+        let file = SnapshotFile::new(&config.state_dir);
+        file.ensure_dir().map_err(|source| StartError::StateDir {
+            path: config.state_dir.clone(),
+            source,
+        })?;
+        let applier = Arc::new(Applier::new(shared.clone(), file));
+        applier.restore();
+        let client = ControlClient::new(&config, applier, shared.clone())?;
+
+        let listener = bind("client JSON-RPC", config.listen).await?;
+        let admin = bind("admin HTTP", config.admin_listen).await?;
+        let local = |l: &tokio::net::TcpListener, addr| {
+            l.local_addr().map_err(|source| ListenError {
+                what: "local address",
+                addr,
+                source,
+            })
+        };
+        let listen_addr = local(&listener, config.listen)?;
+        let admin_addr = local(&admin, config.admin_listen)?;
+
+        let (shutdown, stop) = watch::channel(false);
+        let tasks = vec![
+            spawn_listener({
+                let (shared, stop, drain) = (shared.clone(), stop.clone(), config.drain_timeout);
+                move || server::serve(listener, shared, stop, drain)
+            }),
+            spawn_listener({
+                let (shared, stop, drain) = (shared.clone(), stop.clone(), config.drain_timeout);
+                move || admin_http::serve(admin, shared, stop, drain)
+            }),
+            tokio::spawn(client.run(stop)),
+        ];
+        tracing::info!(
+            id = %config.dataplane_id,
+            region = %config.region,
+            %listen_addr,
+            %admin_addr,
+            control_plane = %config.control_plane,
+            "data plane started"
+        );
+        Ok(DataPlane {
+            shared,
+            listen_addr,
+            admin_addr,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Where clients send JSON-RPC.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    /// Where `/health`, `/ready` and `/metrics` are served.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Version of the snapshot currently serving ([`Version::NONE`] if none).
+    pub fn snapshot_version(&self) -> Version {
+        self.shared.table.load().meta.version
+    }
+
+    /// The state shared by this data plane's parts (for tests and the sandbox).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops accepting, lets open requests drain, closes the control-plane
+    /// stream and waits for every task.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "a data-plane task ended abnormally");
+            }
+        }
+        tracing::info!("data plane stopped");
+    }
+}
+
+/// Runs an accept loop of `meridian_common::serve::serve`.
+///
+/// That future is not `Send` today (its `select!` keeps a `watch::Ref` in
+/// its output enum), so it cannot go to `tokio::spawn`. It is driven on a
+/// blocking-pool thread instead; the connections it spawns still run on the
+/// runtime's workers. Once `serve` is `Send`, this becomes `tokio::spawn`.
+fn spawn_listener<M, F>(make: M) -> JoinHandle<()>
+where
+    M: FnOnce() -> F + Send + 'static,
+    F: std::future::Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(make()))
+}
+
+/// Runs a data plane until SIGINT or SIGTERM.
+pub async fn run(config: ProxyConfig) -> Result<(), StartError> {
+    let data_plane = DataPlane::start(config).await?;
+    wait_for_signal().await.map_err(StartError::Signal)?;
+    tracing::info!("shutting down");
+    data_plane.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}

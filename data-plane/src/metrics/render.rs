@@ -1,0 +1,97 @@
+//! `/metrics`: the Prometheus text of one data plane.
+
+use std::sync::atomic::Ordering;
+
+use meridian_common::metrics::TextEncoder;
+
+use super::Metrics;
+use crate::routing::RoutingTable;
+
+/// Renders every metric of the data plane serving `table`, at `now_ms`.
+pub fn render(metrics: &Metrics, table: &RoutingTable, now_ms: u64) -> String {
+    let mut out = TextEncoder::new();
+
+    out.family(
+        "meridian_requests_total",
+        "counter",
+        "Client requests (batch elements count one each) by network, method and HTTP status.",
+    );
+    let mut networks: Vec<_> = table.networks().collect();
+    networks.sort_by(|a, b| a.id.cmp(&b.id));
+    for n in &networks {
+        n.requests.render(&n.id, &mut out);
+    }
+    metrics.unrouted.render("", &mut out);
+
+    out.family(
+        "meridian_upstream_latency_seconds",
+        "histogram",
+        "Latency of tries sent to each upstream (leader: the network's fallback).",
+    );
+    for n in &networks {
+        for u in n.upstreams.iter().chain(n.leader.as_ref()) {
+            out.histogram(
+                "meridian_upstream_latency_seconds",
+                &[("network", &n.id), ("upstream", &u.id)],
+                &u.latency,
+            );
+        }
+    }
+
+    let version = table.meta.version;
+    out.family(
+        "meridian_snapshot_version_epoch",
+        "gauge",
+        "Epoch of the snapshot serving (0: none).",
+    );
+    out.sample("meridian_snapshot_version_epoch", &[], version.epoch);
+    out.family(
+        "meridian_snapshot_version_seq",
+        "gauge",
+        "Sequence number of the snapshot serving within its epoch.",
+    );
+    out.sample("meridian_snapshot_version_seq", &[], version.seq);
+    out.family(
+        "meridian_snapshot_age_seconds",
+        "gauge",
+        "Seconds since the control plane built the snapshot serving (-1: none loaded).",
+    );
+    let age = if table.is_loaded() {
+        now_ms.saturating_sub(table.generated_at_unix_ms) as f64 / 1e3
+    } else {
+        -1.0
+    };
+    out.sample("meridian_snapshot_age_seconds", &[], age);
+
+    out.family(
+        "meridian_control_plane_connected",
+        "gauge",
+        "1 while the snapshot stream to the control plane is open.",
+    );
+    out.sample(
+        "meridian_control_plane_connected",
+        &[],
+        u8::from(metrics.control_plane_connected.load(Ordering::Relaxed)),
+    );
+    for (name, help, value) in [
+        (
+            "meridian_snapshots_applied_total",
+            "Snapshots validated and applied.",
+            &metrics.snapshots_applied,
+        ),
+        (
+            "meridian_snapshots_rejected_total",
+            "Snapshots rejected (NACKed).",
+            &metrics.snapshots_rejected,
+        ),
+        (
+            "meridian_snapshot_persist_failures_total",
+            "Applied snapshots that could not be written to the state dir.",
+            &metrics.persist_failures,
+        ),
+    ] {
+        out.family(name, "counter", help);
+        out.sample(name, &[], value.load(Ordering::Relaxed));
+    }
+    out.finish()
+}

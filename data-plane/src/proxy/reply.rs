@@ -1,0 +1,63 @@
+//! What a request ends in: an upstream's [`Answer`], or an [`ErrorReply`]
+//! that becomes a JSON-RPC error response.
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use serde_json::value::RawValue;
+
+/// An upstream's answer, passed to the client unchanged (never
+/// re-serialised, so ids come back byte for byte).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: Option<HeaderValue>,
+    pub body: Bytes,
+    /// `x-handled-by` of the upstream that answered.
+    pub handled_by: HeaderValue,
+    /// Tries it took, counting this one.
+    pub tries: u32,
+}
+
+/// A request Meridian answers itself with a JSON-RPC error.
+#[derive(Debug, Clone)]
+pub struct ErrorReply {
+    pub status: StatusCode,
+    /// JSON-RPC error code (`meridian_common::jsonrpc`).
+    pub code: i64,
+    pub message: String,
+    /// The request's id, echoed byte for byte; `None` means `null` (not
+    /// read yet, unreadable, or a batch).
+    pub id: Option<Box<RawValue>>,
+    /// `x-rejected-by` when a Meridian check refused the request.
+    pub rejected_by: Option<&'static str>,
+    /// The last upstream tried, when the request got that far.
+    pub handled_by: Option<HeaderValue>,
+    /// Upstream tries made (0: none).
+    pub tries: u32,
+}
+
+impl ErrorReply {
+    /// A refusal by the check named `by` (the `x-rejected-by` value).
+    pub fn rejected(
+        status: StatusCode,
+        code: i64,
+        by: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            id: None,
+            rejected_by: Some(by),
+            handled_by: None,
+            tries: 0,
+        }
+    }
+
+    /// Echo `id` in the error body.
+    pub fn with_id(mut self, id: Option<&RawValue>) -> Self {
+        self.id = id.map(ToOwned::to_owned);
+        self
+    }
+}

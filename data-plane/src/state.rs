@@ -1,0 +1,48 @@
+//! What the request path, the admin endpoints and the snapshot client share.
+//!
+//! The routing table sits behind one `ArcSwap`: requests load it once, lock
+//! free, and keep that `Arc` for their whole life, so a snapshot swapped in
+//! mid-request never changes a request's view. Only the snapshot client
+//! stores into it (one writer), which is why "load the old table, build the
+//! new one, store it" needs no lock.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use meridian_common::node_client::{NodeClient, node_client};
+
+use crate::config::ProxyConfig;
+use crate::metrics::Metrics;
+use crate::proxy::request_id::RequestIds;
+use crate::routing::RoutingTable;
+
+/// State shared by every part of one data plane.
+pub struct Shared {
+    /// The routing table currently serving ([`RoutingTable::empty`] until a
+    /// snapshot is loaded).
+    pub table: ArcSwap<RoutingTable>,
+    /// Counters and gauges exported on `/metrics`.
+    pub metrics: Metrics,
+    /// This data plane's region (selection prefers it).
+    pub region: String,
+    /// Pooled keep-alive client to upstream nodes.
+    pub client: NodeClient,
+    /// Largest upstream answer buffered.
+    pub max_response_bytes: usize,
+    /// Generator of request ids for requests that bring none.
+    pub request_ids: RequestIds,
+}
+
+impl Shared {
+    /// Fresh state for `config`, serving nothing yet.
+    pub fn new(config: &ProxyConfig) -> Arc<Self> {
+        Arc::new(Self {
+            table: ArcSwap::from_pointee(RoutingTable::empty()),
+            metrics: Metrics::default(),
+            region: config.region.clone(),
+            client: node_client(&config.node_client),
+            max_response_bytes: config.max_response_bytes,
+            request_ids: RequestIds::new(),
+        })
+    }
+}
