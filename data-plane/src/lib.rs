@@ -15,6 +15,7 @@ pub mod admin_http;
 pub mod app;
 pub mod config;
 pub mod control;
+pub mod error_chain;
 pub mod metrics;
 pub mod proxy;
 pub mod routing;

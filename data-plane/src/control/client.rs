@@ -27,6 +27,7 @@ use tracing::Instrument as _;
 
 use super::apply::Applier;
 use crate::config::ProxyConfig;
+use crate::error_chain::error_chain;
 use crate::state::Shared;
 
 /// Why one session ended.
@@ -111,7 +112,7 @@ impl ControlClient {
             }
             match ended {
                 Ok(()) => tracing::warn!(error = %SessionError::Closed, "reconnecting"),
-                Err(e) => tracing::warn!(error = %e, "reconnecting"),
+                Err(e) => tracing::warn!(error = %error_chain(&e), "reconnecting"),
             }
             // Without max times the iterator never ends; the fallback is
             // only defensive.

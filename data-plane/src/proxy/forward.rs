@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 
 use super::reply::{Answer, ErrorReply};
 use super::retry::{MAX_TRIES, may_retry};
+use crate::error_chain::error_chain;
 use crate::routing::{RoutedNetwork, RoutedUpstream, Tried, select};
 use crate::state::Shared;
 
@@ -220,17 +221,4 @@ async fn try_once(
         return Err(TryError::Status(answer));
     }
     Ok(answer)
-}
-
-/// An error and its sources on one line ("client error (Connect): tcp
-/// connect error: Connection refused").
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
