@@ -5,7 +5,9 @@
 //! - [`ganache`]: installs and runs a real EVM node (ganache from npm).
 //! - [`rpc`]: a JSON-RPC-over-HTTP client returning status, headers and body.
 //! - [`poll`]: `eventually`, the one way tests wait.
+//! - [`bench`]: the benchmark harness (`meridian-bench`).
 
+pub mod bench;
 pub mod ganache;
 pub mod mock_evm;
 pub mod poll;
