@@ -660,3 +660,82 @@ async fn the_leader_serves_when_no_upstream_is_healthy_and_nothing_at_all_is_503
     assert!(r.body.contains(r#""id":7"#), "{}", r.body);
     dp.shutdown().await;
 }
+
+/// A TCP relay that can go silent without closing anything, like a control
+/// plane whose host froze or whose network path died.
+async fn freezable_relay(target: SocketAddr) -> (SocketAddr, Arc<AtomicBool>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let frozen = Arc::new(AtomicBool::new(false));
+    let flag = frozen.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            for (mut from, mut to) in [(cr, sw), (sr, cw)] {
+                let flag = flag.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let Ok(n) = from.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        if flag.load(Ordering::SeqCst) {
+                            // Swallow everything, keep both sockets open.
+                            std::future::pending::<()>().await;
+                        }
+                        if to.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+    });
+    (addr, frozen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_control_plane_is_noticed_by_keepalive_and_traffic_goes_on() {
+    let cp = ControlPlane::start().await;
+    let a = Node::start("a").await;
+    let (relay, frozen) = freezable_relay(cp.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ProxyConfig::new(format!("http://{relay}"), "eu", dir.path());
+    config.control_keepalive_interval = Duration::from_millis(300);
+    config.control_keepalive_timeout = Duration::from_millis(600);
+    let dp = DataPlane::start(config).await.unwrap();
+    let mut s = cp.session().await;
+    s.next().await;
+    s.send(snapshot(
+        1,
+        vec![upstream("a", &a.url(), proto::UpstreamState::Healthy)],
+        None,
+    ))
+    .await;
+    ack_of(s.next().await);
+
+    let connected = |dp: &DataPlane| {
+        dp.shared()
+            .metrics
+            .control_plane_connected
+            .load(Ordering::SeqCst)
+    };
+    assert!(connected(&dp));
+    frozen.store(true, Ordering::SeqCst);
+    // No byte and no FIN arrives any more: only keepalive can tell.
+    eventually("the dead stream to be noticed", || async {
+        !connected(&dp)
+    })
+    .await;
+    let r = rpc(&dp, "eth_call").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    dp.shutdown().await;
+}
