@@ -190,7 +190,11 @@ impl ProxyResults {
                     values.insert(variant.name().to_owned(), m);
                 }
             }
-            figures.push(Figure::new(key, label, higher, latency, values));
+            // A figure no variant has (latency without oha) is left out
+            // rather than shown as a row of dashes.
+            if !values.is_empty() {
+                figures.push(Figure::new(key, label, higher, latency, values));
+            }
         };
         add(
             "throughput_rps".into(),
