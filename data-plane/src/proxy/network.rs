@@ -50,7 +50,8 @@ pub fn accept_method(method: &Method) -> Result<(), ErrorReply> {
         Err(ErrorReply::rejected(
             StatusCode::METHOD_NOT_ALLOWED,
             jsonrpc::INVALID_REQUEST,
-            "method",
+            // Not "method": that names the JSON-RPC method policy (issue 3).
+            "http-method",
             format!("HTTP {method} is not supported: POST a JSON-RPC request"),
         ))
     }
@@ -101,6 +102,10 @@ mod tests {
         assert_eq!(
             accept_method(&Method::GET).unwrap_err().status,
             StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            accept_method(&Method::GET).unwrap_err().rejected_by,
+            Some("http-method")
         );
     }
 }
