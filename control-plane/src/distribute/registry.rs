@@ -127,6 +127,11 @@ impl DataPlanes {
         });
     }
 
+    /// The version `id` last NACKed, unless it ACKed a newer one since.
+    pub fn nacked_version(&self, id: &str) -> Option<Version> {
+        self.lock().get(id).and_then(|e| e.record.nacked_version)
+    }
+
     /// Stream `stream` of `id` ended.
     pub fn disconnected(&self, id: &str, stream: u64) {
         let record = {

@@ -95,7 +95,12 @@ impl SnapshotStreams {
         let held: Version = hello.held_version.into();
         tracing::info!(dataplane = %hello.dataplane_id, region = %hello.region,
             held = %held, stream = stream_id, "data plane connected");
-        let session = Session::new(format!("s{stream_id}"), held, &hello.held_content_hash);
+        let mut session = Session::new(format!("s{stream_id}"), held, &hello.held_content_hash);
+        if let Some(rejected) = self.dataplanes.nacked_version(&hello.dataplane_id) {
+            // Parks the data plane, not just one stream: reconnecting must
+            // not be a way to get a rejected version again.
+            session.park(rejected);
+        }
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(self.run(hello.dataplane_id, stream_id, session, inbound, tx));
         Ok(ReceiverStream::new(rx))

@@ -5,7 +5,8 @@
 //! - An Ack or Nack counts only if it echoes a nonce this stream issued
 //!   for that version; anything else is stale or bogus and ignored.
 //! - After a Nack the stream is parked: nothing is sent until a version
-//!   newer than the rejected one exists. No resend loop.
+//!   newer than the rejected one exists. No resend loop. The registry
+//!   remembers the Nack, so a reconnect of that data plane is parked too.
 
 use std::collections::VecDeque;
 
@@ -102,8 +103,14 @@ impl Session {
         if !self.issued(version, nonce) {
             return Answer::Unknown;
         }
-        self.parked_at = Some(self.parked_at.map_or(version, |p| p.max(version)));
+        self.park(version);
         Answer::Nacked(version)
+    }
+
+    /// Parks the stream at `version`: a data plane that NACKed it on an
+    /// earlier stream does not get it again just because it reconnected.
+    pub fn park(&mut self, version: Version) {
+        self.parked_at = Some(self.parked_at.map_or(version, |p| p.max(version)));
     }
 
     /// The version after which pushes resume, if parked.
@@ -171,6 +178,14 @@ mod tests {
             s.on_ack(Version { epoch: 1, seq: 2 }, &n2),
             Answer::Acked(Version { epoch: 1, seq: 2 })
         );
+    }
+
+    #[test]
+    fn a_parked_reconnect_waits_for_a_newer_version() {
+        let mut s = Session::new("t", Version::NONE, "");
+        s.park(Version { epoch: 1, seq: 1 });
+        assert_eq!(s.offer(&published(1, "a")), None);
+        assert!(s.offer(&published(2, "b")).is_some());
     }
 
     #[test]

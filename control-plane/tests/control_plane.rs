@@ -1,0 +1,603 @@
+//! End-to-end tests of the control plane: real sled, real gRPC streams,
+//! real HTTP probes against in-test mock nodes on 127.0.0.1:0.
+
+mod support;
+
+use clap::Parser as _;
+use meridian_common::proto;
+use meridian_common::snapshot::Version;
+use meridian_control_plane::app::ControlPlane;
+use meridian_control_plane::config::ControlConfig;
+use meridian_control_plane::ctl;
+use meridian_control_plane::store::{SledStore, Store};
+use proto::UpstreamState as S;
+use support::*;
+use tonic::Code;
+
+fn version(s: &proto::Snapshot) -> Version {
+    s.version.into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_publish_and_a_stream_delivers_and_records_acks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, leader) = (
+        MockNode::start(100, 1).await,
+        MockNode::start(100, 1).await,
+        MockNode::start(100, 1).await,
+    );
+    let text = config_text(
+        dir.path(),
+        Some(&leader),
+        &[("a", &a, "eu"), ("b", &b, "us")],
+    );
+    let plane = ControlPlane::start(config(&text)).await.unwrap();
+    assert_eq!(http_get(plane.http_addr(), "/health").await.0, 200);
+    assert_eq!(http_get(plane.http_addr(), "/ready").await.0, 200);
+
+    let mut stream = Stream::open(&plane, "eu-1", None).await;
+    let first = stream.next().await;
+    assert_eq!(
+        state_of(&first, "a"),
+        Some(S::Failing),
+        "new upstreams start unproven"
+    );
+    stream.ack(&first).await;
+    let healthy = loop {
+        let s = stream.next().await;
+        stream.ack(&s).await;
+        if state_of(&s, "a") == Some(S::Healthy) && state_of(&s, "b") == Some(S::Healthy) {
+            break s;
+        }
+    };
+    assert!(version(&healthy) > version(&first));
+    assert!(!healthy.nonce.is_empty() && healthy.nonce != first.nonce);
+    let table = healthy.table.as_ref().unwrap();
+    assert_eq!(table.networks[0].leader_url, leader.url());
+    let ids: Vec<_> = table.networks[0]
+        .upstreams
+        .iter()
+        .map(|u| u.id.as_str())
+        .collect();
+    assert_eq!(ids, ["a", "b"], "sorted by id");
+    assert!(
+        table.networks[0]
+            .upstreams
+            .iter()
+            .all(|u| u.score > 0 && u.head_height == 100)
+    );
+
+    let mut admin = admin(&plane).await;
+    let want = version(&healthy);
+    eventually("the ack is recorded", || {
+        let mut admin = admin.clone();
+        async move {
+            let list = admin
+                .list_data_planes(proto::ListDataPlanesRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            let dp = list
+                .dataplanes
+                .into_iter()
+                .find(|d| d.dataplane_id == "eu-1")?;
+            (dp.connected && Version::from(dp.acked_version) == want).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        version(&snapshot(&mut admin).await),
+        plane.current_version()
+    );
+
+    let (status, metrics) = http_get(plane.http_addr(), "/metrics").await;
+    assert_eq!(status, 200);
+    for needle in [
+        "meridian_snapshot_version_epoch 1",
+        "meridian_dataplanes_connected 1",
+        "meridian_probes_total{network=\"eth-local\",upstream=\"a\",result=\"ok\"}",
+        "meridian_upstream_state{network=\"eth-local\",upstream=\"b\",state=\"healthy\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing in\n{metrics}");
+    }
+
+    drop(stream);
+    eventually("the stream end is noticed", || {
+        let mut admin = admin.clone();
+        async move {
+            let list = admin
+                .list_data_planes(proto::ListDataPlanesRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            (!list.dataplanes[0].connected).then_some(())
+        }
+    })
+    .await;
+    plane.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_wrong_chain_and_recovery_change_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        MockNode::start(100, 1).await,
+        MockNode::start(100, 1).await,
+        MockNode::start(100, 5).await,
+    );
+    let leader = MockNode::start(100, 1).await;
+    let text = config_text(
+        dir.path(),
+        Some(&leader),
+        &[("a", &a, "eu"), ("b", &b, "eu"), ("c", &c, "eu")],
+    );
+    let plane = ControlPlane::start(config(&text)).await.unwrap();
+    let mut admin = admin(&plane).await;
+    let s = eventually("a and b healthy, c quarantined", || {
+        let mut admin = admin.clone();
+        async move {
+            let s = snapshot(&mut admin).await;
+            (state_of(&s, "a") == Some(S::Healthy)
+                && state_of(&s, "b") == Some(S::Healthy)
+                && state_of(&s, "c") == Some(S::Quarantined))
+            .then_some(s)
+        }
+    })
+    .await;
+    let c_entry = s.table.unwrap().networks[0]
+        .upstreams
+        .iter()
+        .find(|u| u.id == "c")
+        .cloned()
+        .unwrap();
+    assert_eq!(c_entry.reason, "serves chain id 5, network expects 1");
+
+    // The leader and a move on; b stays behind by more than max_lag_blocks.
+    leader.set_height(150);
+    a.set_height(150);
+    let s = eventually("b lagging", || {
+        let mut admin = admin.clone();
+        async move {
+            let s = snapshot(&mut admin).await;
+            (state_of(&s, "b") == Some(S::Lagging)).then_some(s)
+        }
+    })
+    .await;
+    let b_entry = s.table.unwrap().networks[0]
+        .upstreams
+        .iter()
+        .find(|u| u.id == "b")
+        .cloned()
+        .unwrap();
+    assert_eq!(b_entry.lag, 50);
+    assert!(
+        b_entry.reason.contains("10 blocks behind"),
+        "{}",
+        b_entry.reason
+    );
+    assert_eq!(state_of(&snapshot(&mut admin).await, "a"), Some(S::Healthy));
+
+    b.set_height(150);
+    a.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    eventually("b healthy again, a failing", || {
+        let mut admin = admin.clone();
+        async move {
+            let s = snapshot(&mut admin).await;
+            (state_of(&s, "b") == Some(S::Healthy) && state_of(&s, "a") == Some(S::Failing))
+                .then_some(())
+        }
+    })
+    .await;
+    let list = admin
+        .list_upstreams(proto::ListUpstreamsRequest {
+            network_id: "eth-local".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let a_live = list
+        .upstreams
+        .iter()
+        .find(|u| u.upstream.as_ref().unwrap().id == "a")
+        .unwrap();
+    assert!(
+        a_live
+            .upstream
+            .as_ref()
+            .unwrap()
+            .reason
+            .contains("HTTP 500"),
+        "{a_live:?}"
+    );
+    assert_eq!(a_live.origin, "config");
+    plane.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_to_date_hello_gets_nothing_and_a_nack_parks_until_newer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, n) = (MockNode::start(7, 1).await, MockNode::start(7, 1).await);
+    let plane = ControlPlane::start(config(&config_text(dir.path(), None, &[("a", &a, "eu")])))
+        .await
+        .unwrap();
+    let mut admin = admin(&plane).await;
+    let current = eventually("a healthy", || {
+        let mut admin = admin.clone();
+        async move {
+            let s = snapshot(&mut admin).await;
+            (state_of(&s, "a") == Some(S::Healthy)).then_some(s)
+        }
+    })
+    .await;
+
+    // Up to date: the first push this stream sees is the next version.
+    let mut fresh = Stream::open(
+        &plane,
+        "eu-fresh",
+        Some((current.version.unwrap(), current.content_hash.clone())),
+    )
+    .await;
+    // Another stream that holds nothing gets the current version at once and NACKs it.
+    let mut rejecting = Stream::open(&plane, "eu-reject", None).await;
+    let rejected = rejecting.next().await;
+    assert_eq!(version(&rejected), version(&current));
+    rejecting
+        .nack(&rejected, "simulated validation failure")
+        .await;
+    let current_version = version(&current);
+    eventually("the nack is recorded", || {
+        let mut admin = admin.clone();
+        async move {
+            let list = admin
+                .list_data_planes(proto::ListDataPlanesRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            let dp = list
+                .dataplanes
+                .into_iter()
+                .find(|d| d.dataplane_id == "eu-reject")?;
+            (dp.nack_error == "simulated validation failure"
+                && Version::from(dp.nacked_version) == current_version)
+                .then_some(())
+        }
+    })
+    .await;
+
+    // Reconnecting does not fetch the rejected version again either.
+    drop(rejecting);
+    let mut rejecting = Stream::open(&plane, "eu-reject", None).await;
+
+    // A change: published before the admin call returns.
+    admin
+        .add_upstream(proto::AddUpstreamRequest {
+            network_id: "eth-local".into(),
+            upstream_id: "n".into(),
+            url: n.url(),
+            region: "us".into(),
+            weight: 0,
+            roles: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(plane.current_version() > version(&current));
+
+    let pushed = fresh.next().await;
+    assert!(
+        version(&pushed) > version(&current),
+        "an up-to-date Hello got a resend"
+    );
+    assert_eq!(
+        state_of(&pushed, "n"),
+        Some(S::Failing),
+        "n is live but not yet proven"
+    );
+    let after_nack = rejecting.next().await;
+    assert!(
+        version(&after_nack) > version(&rejected),
+        "the rejected version was resent"
+    );
+    rejecting.ack(&after_nack).await;
+    eventually("the ack clears the nack", || {
+        let mut admin = admin.clone();
+        async move {
+            let list = admin
+                .list_data_planes(proto::ListDataPlanesRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            let dp = list
+                .dataplanes
+                .into_iter()
+                .find(|d| d.dataplane_id == "eu-reject")?;
+            (dp.nacked_version.is_none() && dp.nack_error.is_empty()).then_some(())
+        }
+    })
+    .await;
+
+    // A freshly added upstream proves itself and enters rotation.
+    loop {
+        let s = fresh.next().await;
+        fresh.ack(&s).await;
+        if state_of(&s, "n") == Some(S::Healthy) {
+            break;
+        }
+    }
+    let before = plane.current_version();
+    admin
+        .remove_upstream(proto::RemoveUpstreamRequest {
+            network_id: "eth-local".into(),
+            upstream_id: "n".into(),
+        })
+        .await
+        .unwrap();
+    let s = fresh.next().await;
+    assert!(version(&s) > before);
+    assert_eq!(state_of(&s, "n"), None, "removal is live");
+    plane.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_admin_input_is_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = MockNode::start(1, 1).await;
+    let plane = ControlPlane::start(config(&config_text(dir.path(), None, &[("a", &a, "eu")])))
+        .await
+        .unwrap();
+    let mut admin = admin(&plane).await;
+    let before = plane.current_version();
+    let good = proto::AddUpstreamRequest {
+        network_id: "eth-local".into(),
+        upstream_id: "x".into(),
+        url: "http://127.0.0.1:1".into(),
+        region: "eu".into(),
+        weight: 1,
+        roles: vec![],
+    };
+    let cases = [
+        (
+            proto::AddUpstreamRequest {
+                network_id: "nope".into(),
+                ..good.clone()
+            },
+            "unknown network",
+        ),
+        (
+            proto::AddUpstreamRequest {
+                upstream_id: "a".into(),
+                ..good.clone()
+            },
+            "already has an upstream",
+        ),
+        (
+            proto::AddUpstreamRequest {
+                url: "not a url".into(),
+                ..good.clone()
+            },
+            "malformed URL",
+        ),
+        (
+            proto::AddUpstreamRequest {
+                url: "ftp://x".into(),
+                ..good.clone()
+            },
+            "http or https",
+        ),
+        (
+            proto::AddUpstreamRequest {
+                upstream_id: "a b".into(),
+                ..good.clone()
+            },
+            "upstream id",
+        ),
+        (
+            proto::AddUpstreamRequest {
+                upstream_id: String::new(),
+                ..good.clone()
+            },
+            "upstream id",
+        ),
+        (
+            proto::AddUpstreamRequest {
+                roles: vec![9],
+                ..good.clone()
+            },
+            "unknown role",
+        ),
+    ];
+    for (request, message) in cases {
+        let e = admin.add_upstream(request.clone()).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{request:?}: {e:?}");
+        assert!(
+            e.message().contains(message),
+            "{request:?}: {}",
+            e.message()
+        );
+    }
+    let e = admin
+        .remove_upstream(proto::RemoveUpstreamRequest {
+            network_id: "eth-local".into(),
+            upstream_id: "zz".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = admin
+        .remove_upstream(proto::RemoveUpstreamRequest {
+            network_id: "nope".into(),
+            upstream_id: "a".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let e = admin
+        .list_upstreams(proto::ListUpstreamsRequest {
+            network_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    assert_eq!(plane.current_version(), before, "nothing was published");
+    let list = admin
+        .list_upstreams(proto::ListUpstreamsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.upstreams.len(), 1);
+    plane.shutdown().await;
+
+    let store = SledStore::open(dir.path()).unwrap();
+    assert!(store.runtime_upstreams().unwrap().is_empty());
+    assert!(store.tombstones().unwrap().is_empty());
+    store.close().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_versions_increasing_and_admin_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        MockNode::start(1, 1).await,
+        MockNode::start(1, 1).await,
+        MockNode::start(1, 1).await,
+    );
+    let text = config_text(dir.path(), None, &[("a", &a, "eu"), ("b", &b, "eu")]);
+    let plane = ControlPlane::start(config(&text)).await.unwrap();
+    let mut admin = admin(&plane).await;
+    admin
+        .add_upstream(proto::AddUpstreamRequest {
+            network_id: "eth-local".into(),
+            upstream_id: "c".into(),
+            url: c.url(),
+            region: "ap".into(),
+            weight: 3,
+            roles: vec![proto::Role::Read as i32, proto::Role::Archive as i32],
+        })
+        .await
+        .unwrap();
+    admin
+        .remove_upstream(proto::RemoveUpstreamRequest {
+            network_id: "eth-local".into(),
+            upstream_id: "b".into(),
+        })
+        .await
+        .unwrap();
+    eventually("a healthy", || {
+        let mut admin = admin.clone();
+        async move { (state_of(&snapshot(&mut admin).await, "a") == Some(S::Healthy)).then_some(()) }
+    })
+    .await;
+    let last = plane.current_version();
+    plane.shutdown().await;
+
+    // Same data_dir, same process, right away: the file lock was released.
+    let plane = ControlPlane::start(config(&text)).await.unwrap();
+    let first = plane.current_version();
+    assert!(first > last, "{first} after {last}");
+    assert_eq!(first.epoch, last.epoch + 1);
+    let mut admin = support::admin(&plane).await;
+    let s = snapshot(&mut admin).await;
+    assert_eq!(version(&s), first);
+    assert_eq!(
+        state_of(&s, "a"),
+        Some(S::Healthy),
+        "health resumes from the last snapshot"
+    );
+    assert_eq!(
+        state_of(&s, "b"),
+        None,
+        "a removed config upstream stays removed"
+    );
+    let list = admin
+        .list_upstreams(proto::ListUpstreamsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let c_status = list
+        .upstreams
+        .iter()
+        .find(|u| u.upstream.as_ref().unwrap().id == "c")
+        .unwrap();
+    assert_eq!(c_status.origin, "admin");
+    let c_up = c_status.upstream.as_ref().unwrap();
+    assert_eq!((c_up.weight, c_up.region.as_str()), (3, "ap"));
+    assert_eq!(
+        c_up.roles,
+        vec![proto::Role::Read as i32, proto::Role::Archive as i32]
+    );
+
+    // meridianctl against the restarted plane.
+    let url = format!("http://{}", plane.grpc_addr());
+    let cli = ctl::Cli::parse_from(["meridianctl", "--control-plane", &url, "upstream", "list"]);
+    let out = ctl::run(&cli).await.unwrap();
+    assert!(out.starts_with("NETWORK"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("eth-local") && l.contains(" c ") && l.contains("admin")),
+        "{out}"
+    );
+    let cli = ctl::Cli::parse_from(["meridianctl", "--control-plane", &url, "--json", "snapshot"]);
+    let json: serde_json::Value = serde_json::from_str(&ctl::run(&cli).await.unwrap()).unwrap();
+    assert_eq!(json["version"]["epoch"], first.epoch);
+    let cli = ctl::Cli::parse_from([
+        "meridianctl",
+        "--control-plane",
+        &url,
+        "upstream",
+        "add",
+        "--network",
+        "eth-local",
+        "--id",
+        "a",
+        "--url",
+        "http://127.0.0.1:9",
+    ]);
+    let e = ctl::run(&cli).await.unwrap_err();
+    assert!(e.to_string().contains("already has an upstream"), "{e}");
+    let cli = ctl::Cli::parse_from([
+        "meridianctl",
+        "--control-plane",
+        &url,
+        "upstream",
+        "remove",
+        "--network",
+        "eth-local",
+        "--id",
+        "c",
+    ]);
+    ctl::run(&cli).await.unwrap();
+    plane.shutdown().await;
+
+    let plane = ControlPlane::start(config(&text)).await.unwrap();
+    let mut admin = support::admin(&plane).await;
+    let list = admin
+        .list_upstreams(proto::ListUpstreamsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<_> = list
+        .upstreams
+        .iter()
+        .map(|u| u.upstream.as_ref().unwrap().id.clone())
+        .collect();
+    assert_eq!(ids, ["a"]);
+    plane.shutdown().await;
+}
+
+#[test]
+fn a_broken_config_file_names_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.toml");
+    std::fs::write(
+        &path,
+        "[[networks]]\nid = \"eth\"\nchain = \"evm\"\n\n[[networks.upstreams]]\nid = \"a\"\nurl = \"localhost:8545\"\n",
+    )
+    .unwrap();
+    let e = ControlConfig::load(&path).unwrap_err();
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with(&format!("{}:7:", path.display())),
+        "{shown}"
+    );
+    assert!(shown.contains("networks[0].upstreams[0].url"), "{shown}");
+}

@@ -1,0 +1,268 @@
+//! Test support: a tiny mock EVM node, a control-plane fixture, a
+//! data-plane stream client and polling helpers.
+
+#![allow(dead_code)]
+// Test-only helpers: a failure here is a test failure, so panicking is right.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use meridian_common::proto;
+use meridian_common::proto::admin_service_client::AdminServiceClient;
+use meridian_common::proto::snapshot_service_client::SnapshotServiceClient;
+use meridian_control_plane::app::ControlPlane;
+use meridian_control_plane::config::ControlConfig;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+/// A mock EVM node whose height, chain id and health the test controls.
+#[derive(Clone)]
+pub struct MockNode {
+    pub addr: SocketAddr,
+    pub height: Arc<AtomicU64>,
+    pub chain_id: Arc<AtomicU64>,
+    pub failing: Arc<AtomicBool>,
+}
+
+impl MockNode {
+    pub async fn start(height: u64, chain_id: u64) -> MockNode {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let node = MockNode {
+            addr: listener.local_addr().unwrap(),
+            height: Arc::new(AtomicU64::new(height)),
+            chain_id: Arc::new(AtomicU64::new(chain_id)),
+            failing: Arc::new(AtomicBool::new(false)),
+        };
+        let state = node.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(state.answer(req).await) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        node
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_height(&self, h: u64) {
+        self.height.store(h, Ordering::SeqCst);
+    }
+
+    async fn answer(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> http::Response<Full<Bytes>> {
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        if self.failing.load(Ordering::SeqCst) {
+            let mut r = http::Response::new(Full::new(Bytes::from_static(b"down")));
+            *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            return r;
+        }
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let result = match request["method"].as_str() {
+            Some("eth_blockNumber") => json!(format!("{:#x}", self.height.load(Ordering::SeqCst))),
+            Some("eth_chainId") => json!(format!("{:#x}", self.chain_id.load(Ordering::SeqCst))),
+            _ => Value::Null,
+        };
+        let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": result});
+        http::Response::new(Full::new(Bytes::from(answer.to_string())))
+    }
+}
+
+/// A control.toml for tests: port 0, fast probes.
+pub fn config_text(
+    data_dir: &Path,
+    leader: Option<&MockNode>,
+    upstreams: &[(&str, &MockNode, &str)],
+) -> String {
+    let mut text = format!(
+        "[server]\ngrpc_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n\
+         [[networks]]\nid = \"eth-local\"\nchain = \"evm\"\nprobe_interval_ms = 50\nmax_lag_blocks = 10\n\
+         healthy_after = 3\nunhealthy_after = 2\n",
+        data_dir.display().to_string()
+    );
+    if let Some(l) = leader {
+        text.push_str(&format!("leader = \"{}\"\n", l.url()));
+    }
+    for (id, node, region) in upstreams {
+        text.push_str(&format!(
+            "\n[[networks.upstreams]]\nid = \"{id}\"\nurl = \"{}\"\nregion = \"{region}\"\n",
+            node.url()
+        ));
+    }
+    text
+}
+
+pub fn config(text: &str) -> ControlConfig {
+    ControlConfig::from_toml_str(text, Path::new("test.toml")).unwrap()
+}
+
+pub async fn admin(plane: &ControlPlane) -> AdminServiceClient<Channel> {
+    AdminServiceClient::connect(format!("http://{}", plane.grpc_addr()))
+        .await
+        .unwrap()
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, for at most 15 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The current snapshot through the admin API.
+pub async fn snapshot(admin: &mut AdminServiceClient<Channel>) -> proto::Snapshot {
+    admin
+        .get_snapshot(proto::GetSnapshotRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshot
+        .unwrap()
+}
+
+/// State of upstream `id` in a snapshot, if present.
+pub fn state_of(s: &proto::Snapshot, id: &str) -> Option<proto::UpstreamState> {
+    s.table
+        .as_ref()?
+        .networks
+        .iter()
+        .flat_map(|n| &n.upstreams)
+        .find(|u| u.id == id)
+        .map(|u| u.state())
+}
+
+/// A scripted data plane: one real stream.
+pub struct Stream {
+    pub tx: mpsc::Sender<proto::DataPlaneMessage>,
+    pub rx: tonic::Streaming<proto::ControlPlaneMessage>,
+}
+
+impl Stream {
+    pub async fn open(
+        plane: &ControlPlane,
+        id: &str,
+        held: Option<(proto::Version, String)>,
+    ) -> Stream {
+        let mut client = SnapshotServiceClient::connect(format!("http://{}", plane.grpc_addr()))
+            .await
+            .unwrap()
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        let (tx, rx) = mpsc::channel(8);
+        let (held_version, held_content_hash) =
+            held.map_or((None, String::new()), |(v, h)| (Some(v), h));
+        tx.send(proto::DataPlaneMessage {
+            message: Some(proto::data_plane_message::Message::Hello(proto::Hello {
+                dataplane_id: id.into(),
+                region: "eu".into(),
+                held_version,
+                held_content_hash,
+            })),
+        })
+        .await
+        .unwrap();
+        let rx = client
+            .stream(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        Stream { tx, rx }
+    }
+
+    /// The next snapshot pushed (bounded wait).
+    pub async fn next(&mut self) -> proto::Snapshot {
+        let m = tokio::time::timeout(Duration::from_secs(15), self.rx.message())
+            .await
+            .expect("no snapshot within 15 s")
+            .unwrap()
+            .expect("stream ended");
+        match m.message {
+            Some(proto::control_plane_message::Message::Snapshot(s)) => s,
+            None => panic!("empty message"),
+        }
+    }
+
+    pub async fn ack(&self, s: &proto::Snapshot) {
+        self.send(proto::data_plane_message::Message::Ack(proto::Ack {
+            version: s.version,
+            nonce: s.nonce.clone(),
+        }))
+        .await;
+    }
+
+    pub async fn nack(&self, s: &proto::Snapshot, error: &str) {
+        self.send(proto::data_plane_message::Message::Nack(proto::Nack {
+            version: s.version,
+            nonce: s.nonce.clone(),
+            error: error.into(),
+        }))
+        .await;
+    }
+
+    async fn send(&self, m: proto::data_plane_message::Message) {
+        self.tx
+            .send(proto::DataPlaneMessage { message: Some(m) })
+            .await
+            .unwrap();
+    }
+}
+
+/// GET `path` on `addr`; status and body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
