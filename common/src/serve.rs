@@ -58,7 +58,9 @@ pub async fn serve<S>(
                     }
                 });
             }
-            _ = shutdown.wait_for(|stop| *stop) => break,
+            // Drop the watch guard inside the block: holding it across the
+            // select would make this future !Send.
+            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => break,
         }
     }
     drop(listener);

@@ -77,14 +77,18 @@ impl DataPlane {
 
         let (shutdown, stop) = watch::channel(false);
         let tasks = vec![
-            spawn_listener({
-                let (shared, stop, drain) = (shared.clone(), stop.clone(), config.drain_timeout);
-                move || server::serve(listener, shared, stop, drain)
-            }),
-            spawn_listener({
-                let (shared, stop, drain) = (shared.clone(), stop.clone(), config.drain_timeout);
-                move || admin_http::serve(admin, shared, stop, drain)
-            }),
+            tokio::spawn(server::serve(
+                listener,
+                shared.clone(),
+                stop.clone(),
+                config.drain_timeout,
+            )),
+            tokio::spawn(admin_http::serve(
+                admin,
+                shared.clone(),
+                stop.clone(),
+                config.drain_timeout,
+            )),
             tokio::spawn(client.run(stop)),
         ];
         tracing::info!(
@@ -135,21 +139,6 @@ impl DataPlane {
         }
         tracing::info!("data plane stopped");
     }
-}
-
-/// Runs an accept loop of `meridian_common::serve::serve`.
-///
-/// That future is not `Send` today (its `select!` keeps a `watch::Ref` in
-/// its output enum), so it cannot go to `tokio::spawn`. It is driven on a
-/// blocking-pool thread instead; the connections it spawns still run on the
-/// runtime's workers. Once `serve` is `Send`, this becomes `tokio::spawn`.
-fn spawn_listener<M, F>(make: M) -> JoinHandle<()>
-where
-    M: FnOnce() -> F + Send + 'static,
-    F: std::future::Future<Output = ()>,
-{
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || runtime.block_on(make()))
 }
 
 /// Runs a data plane until SIGINT or SIGTERM.

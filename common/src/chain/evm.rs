@@ -27,6 +27,39 @@ const WRITES: [&str; 2] = ["eth_sendRawTransaction", "eth_sendTransaction"];
 /// Methods that only make sense on a persistent connection.
 const SUBSCRIBES: [&str; 2] = ["eth_subscribe", "eth_unsubscribe"];
 
+/// The common methods of EVM nodes, labelled individually in metrics.
+const METRIC_METHODS: &[&str] = &[
+    "debug_traceCall",
+    "debug_traceTransaction",
+    "eth_blockNumber",
+    "eth_call",
+    "eth_chainId",
+    "eth_estimateGas",
+    "eth_feeHistory",
+    "eth_gasPrice",
+    "eth_getBalance",
+    "eth_getBlockByHash",
+    "eth_getBlockByNumber",
+    "eth_getBlockReceipts",
+    "eth_getCode",
+    "eth_getLogs",
+    "eth_getProof",
+    "eth_getStorageAt",
+    "eth_getTransactionByHash",
+    "eth_getTransactionCount",
+    "eth_getTransactionReceipt",
+    "eth_maxPriorityFeePerGas",
+    "eth_sendRawTransaction",
+    "eth_sendTransaction",
+    "eth_subscribe",
+    "eth_syncing",
+    "eth_unsubscribe",
+    "net_version",
+    "trace_block",
+    "trace_transaction",
+    "web3_clientVersion",
+];
+
 /// Parses an Ethereum QUANTITY: `0x`-prefixed hex, no leading zeros required
 /// to be absent (nodes differ), at most 64 bits for heights and chain ids.
 pub(crate) fn parse_quantity(v: &Value) -> Result<u64, ProbeAnswerError> {
@@ -76,6 +109,10 @@ impl Chain for Evm {
         } else {
             MethodClass::Read
         }
+    }
+
+    fn metric_methods(&self) -> &'static [&'static str] {
+        METRIC_METHODS
     }
 }
 

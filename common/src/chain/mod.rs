@@ -103,4 +103,9 @@ pub trait Chain: Send + Sync + 'static {
 
     /// How the request path treats `method`.
     fn method_class(&self, method: &str) -> MethodClass;
+
+    /// The common methods that get their own label in request metrics;
+    /// every other method is counted as `other`, so a client cannot grow
+    /// the label set without bound.
+    fn metric_methods(&self) -> &'static [&'static str];
 }

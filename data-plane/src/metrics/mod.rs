@@ -6,13 +6,11 @@
 //! they never reset; process-wide values live in [`Metrics`]. `/metrics`
 //! renders both ([`render`]).
 
-mod methods;
 mod render;
 mod requests;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
-pub use methods::metric_methods;
 pub use render::render;
 pub use requests::{MethodSlot, OTHER_METHOD, RequestCounters};
 

@@ -16,7 +16,7 @@ use meridian_common::chain::ChainKind;
 use meridian_common::metrics::Histogram;
 use meridian_common::snapshot::{self, NetworkPolicy, Role, UpstreamState, Version};
 
-use crate::metrics::{RequestCounters, metric_methods};
+use crate::metrics::RequestCounters;
 
 /// The `x-handled-by` value and metric label of a network's leader.
 pub const LEADER_ID: &str = "leader";
@@ -146,7 +146,7 @@ fn build_network(
 ) -> Result<RoutedNetwork, BuildError> {
     let requests = match old {
         Some(old) if old.chain == n.chain => old.requests.clone(),
-        _ => Arc::new(RequestCounters::new(metric_methods(n.chain))),
+        _ => Arc::new(RequestCounters::new(n.chain.chain().metric_methods())),
     };
     let old_latency = |id: &str| -> Arc<Histogram> {
         let carried = old.and_then(|o| {
