@@ -438,6 +438,27 @@ async fn bad_admin_input_is_refused_and_nothing_is_stored() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
 
+    // A stream must open with a Hello.
+    let mut client = proto::snapshot_service_client::SnapshotServiceClient::connect(format!(
+        "http://{}",
+        plane.grpc_addr()
+    ))
+    .await
+    .unwrap();
+    let ack = proto::DataPlaneMessage {
+        message: Some(proto::data_plane_message::Message::Ack(
+            proto::Ack::default(),
+        )),
+    };
+    let mut inbound = client
+        .stream(tokio_stream::iter([ack]))
+        .await
+        .unwrap()
+        .into_inner();
+    let e = inbound.message().await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("Hello"), "{e:?}");
+
     assert_eq!(plane.current_version(), before, "nothing was published");
     let list = admin
         .list_upstreams(proto::ListUpstreamsRequest::default())

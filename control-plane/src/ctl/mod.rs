@@ -106,7 +106,7 @@ pub enum CtlError {
     Address { url: String, reason: String },
     #[error("cannot reach the control plane at {url}: {reason}")]
     Connect { url: String, reason: String },
-    #[error("{}: {}", .0.code().description(), .0.message())]
+    #[error("{} ({:?})", .0.message(), .0.code())]
     Rpc(#[from] tonic::Status),
     #[error("{0}")]
     Usage(String),

@@ -76,19 +76,51 @@ impl SnapshotStreams {
         )
     }
 
-    /// Opens one stream: waits for Hello, then runs its session in a task.
-    async fn open(
-        self: Arc<Self>,
-        mut inbound: Streaming<proto::DataPlaneMessage>,
-    ) -> Result<Outbound, Status> {
-        let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
-            .await
-            .map_err(|_| Status::deadline_exceeded("no Hello within 10 s"))??;
+    /// Opens one stream. Response headers go out at once; the Hello is
+    /// awaited in the stream's task, so a client that waits for headers
+    /// before sending Hello works too.
+    fn open(self: Arc<Self>, inbound: Streaming<proto::DataPlaneMessage>) -> Outbound {
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut inbound = inbound;
+            match self.hello(&mut inbound).await {
+                Ok(hello) => self.run(hello, inbound, tx).await,
+                Err(status) => {
+                    tracing::debug!(error = %status, "stream refused");
+                    let _ = tx.send(Err(status)).await;
+                }
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+
+    /// The stream's first message, which must be a valid Hello.
+    async fn hello(
+        &self,
+        inbound: &mut Streaming<proto::DataPlaneMessage>,
+    ) -> Result<proto::Hello, Status> {
+        let mut shutdown = self.shutdown.clone();
+        let first = tokio::select! {
+            first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message()) => first
+                .map_err(|_| Status::deadline_exceeded("no Hello within 10 s"))??,
+            _ = shutdown.wait_for(|stop| *stop) => {
+                return Err(Status::unavailable("control plane is shutting down"));
+            }
+        };
         let hello = match first.and_then(|m| m.message) {
             Some(Inbound::Hello(hello)) => hello,
             _ => return Err(Status::invalid_argument("the first message must be Hello")),
         };
         check_hello(&hello)?;
+        Ok(hello)
+    }
+
+    async fn run(
+        &self,
+        hello: proto::Hello,
+        mut inbound: Streaming<proto::DataPlaneMessage>,
+        tx: mpsc::Sender<Result<SnapshotPush, Status>>,
+    ) {
         let stream_id = self
             .dataplanes
             .connected(&hello.dataplane_id, &hello.region);
@@ -101,19 +133,7 @@ impl SnapshotStreams {
             // not be a way to get a rejected version again.
             session.park(rejected);
         }
-        let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(self.run(hello.dataplane_id, stream_id, session, inbound, tx));
-        Ok(ReceiverStream::new(rx))
-    }
-
-    async fn run(
-        self: Arc<Self>,
-        id: String,
-        stream_id: u64,
-        mut session: Session,
-        mut inbound: Streaming<proto::DataPlaneMessage>,
-        tx: mpsc::Sender<Result<SnapshotPush, Status>>,
-    ) {
+        let id = hello.dataplane_id;
         let mut current = self.current.clone();
         let mut shutdown = self.shutdown.clone();
         // Mark the current value seen; it is offered right below.
@@ -221,7 +241,7 @@ impl StreamingService<proto::DataPlaneMessage> for StreamMethod {
 
     fn call(&mut self, request: Request<Streaming<proto::DataPlaneMessage>>) -> Self::Future {
         let streams = self.0.clone();
-        Box::pin(async move { streams.open(request.into_inner()).await.map(Response::new) })
+        Box::pin(async move { Ok(Response::new(streams.open(request.into_inner()))) })
     }
 }
 

@@ -155,3 +155,107 @@ pub fn decode_stored(bytes: &[u8]) -> Option<RoutingTable> {
         .map_err(|e| tracing::warn!(error = %e, "stored snapshot is invalid; ignored"))
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use meridian_common::snapshot::UpstreamState;
+
+    use super::*;
+    use crate::config::ControlConfig;
+    use crate::health::{ProbeAnswer, ProbeOutcome};
+    use crate::inventory::UpstreamProbe;
+    use crate::store::SledStore;
+
+    const CONFIG: &str = r#"
+[[networks]]
+id = "eth"
+chain = "evm"
+healthy_after = 1
+unhealthy_after = 1
+
+[[networks.upstreams]]
+id = "b"
+url = "http://127.0.0.1:2"
+
+[[networks.upstreams]]
+id = "a"
+url = "http://127.0.0.1:1"
+"#;
+
+    fn probes(inventory: &Inventory, height: u64, latency_ms: u64) -> Vec<UpstreamProbe> {
+        let targets = inventory.probe_targets("eth").unwrap();
+        targets
+            .upstreams
+            .into_iter()
+            .map(|(id, _, generation)| UpstreamProbe {
+                id,
+                generation,
+                outcome: ProbeOutcome {
+                    latency: Duration::from_millis(latency_ms),
+                    result: Ok(ProbeAnswer {
+                        height,
+                        chain_id: "1".into(),
+                    }),
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unchanged_routing_state_publishes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let config = ControlConfig::from_toml_str(CONFIG, Path::new("t.toml")).unwrap();
+        let inventory = Arc::new(Inventory::new(&config, Vec::new(), &[], None));
+        let publisher = Publisher::new(7, inventory.clone(), store.clone());
+
+        let first = publisher.publish_if_changed().unwrap();
+        assert_eq!(first.version, Version { epoch: 7, seq: 1 });
+        let table = first.snapshot.table.as_ref().unwrap();
+        let ids: Vec<_> = table.networks[0]
+            .upstreams
+            .iter()
+            .map(|u| u.id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b"], "sorted by id");
+        assert!(publisher.publish_if_changed().is_none());
+
+        assert!(inventory.apply_round("eth", None, &probes(&inventory, 10, 1)));
+        let second = publisher.publish_if_changed().unwrap();
+        assert_eq!(second.version.seq, 2);
+        let decoded = decode_stored(&store.last_snapshot().unwrap().unwrap()).unwrap();
+        assert!(
+            decoded.networks[0]
+                .upstreams
+                .iter()
+                .all(|u| u.state == UpstreamState::Healthy)
+        );
+
+        // New blocks and latency wobble are live data, not routing changes.
+        assert!(!inventory.apply_round("eth", None, &probes(&inventory, 11, 2)));
+        assert!(publisher.publish_if_changed().is_none());
+        // A big latency change moves the score by more than SCORE_STEP.
+        assert!(inventory.apply_round("eth", None, &probes(&inventory, 12, 900)));
+        assert_eq!(publisher.publish_if_changed().unwrap().version.seq, 3);
+        assert_eq!(publisher.publications(), 3);
+    }
+
+    #[test]
+    fn the_encoded_bytes_are_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let config = ControlConfig::from_toml_str(CONFIG, Path::new("t.toml")).unwrap();
+        let inventory = Arc::new(Inventory::new(&config, Vec::new(), &[], None));
+        let p = Publisher::new(1, inventory, store)
+            .publish_if_changed()
+            .unwrap();
+        let decoded = proto::Snapshot::decode(p.encoded.clone()).unwrap();
+        assert_eq!(decoded, p.snapshot);
+        assert_eq!(
+            content_hash(decoded.table.as_ref().unwrap()),
+            p.content_hash
+        );
+    }
+}
