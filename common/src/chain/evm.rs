@@ -3,9 +3,11 @@
 //! Heights and chain ids are hex quantities (`"0x1b4"`); see
 //! `shared/CHAINS.md` for the facts this module relies on.
 
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::{Chain, ChainKind, MethodClass, ProbeAnswerError, ProbeCall};
+use super::{BlockRef, Chain, ChainKind, MethodClass, ProbeAnswerError, ProbeCall};
 
 /// The EVM chain kind.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,6 +61,48 @@ const METRIC_METHODS: &[&str] = &[
     "trace_transaction",
     "web3_clientVersion",
 ];
+
+/// Where a method names its block: the index of the block parameter.
+/// `eth_getLogs` is special (a filter object) and handled separately.
+fn block_param_index(method: &str) -> Option<usize> {
+    Some(match method {
+        "eth_getBlockByNumber"
+        | "eth_getBlockTransactionCountByNumber"
+        | "eth_getUncleCountByBlockNumber"
+        | "eth_getTransactionByBlockNumberAndIndex"
+        | "eth_getUncleByBlockNumberAndIndex"
+        | "eth_getBlockReceipts"
+        | "trace_block"
+        | "debug_traceBlockByNumber" => 0,
+        "eth_getBalance"
+        | "eth_getCode"
+        | "eth_getTransactionCount"
+        | "eth_call"
+        | "eth_estimateGas"
+        | "eth_feeHistory"
+        | "trace_call"
+        | "debug_traceCall" => 1,
+        "eth_getStorageAt" | "eth_getProof" => 2,
+        _ => return None,
+    })
+}
+
+/// A block tag or number as JSON: `"latest"`, `"0x10"`, or (EIP-1898)
+/// `{"blockNumber": "0x10"}`; a block hash names no height.
+fn parse_block(v: &Value) -> Option<BlockRef> {
+    match v {
+        Value::String(s) => Some(match s.as_str() {
+            "earliest" => BlockRef::Earliest,
+            "latest" => BlockRef::Latest,
+            "pending" => BlockRef::Pending,
+            "safe" => BlockRef::Safe,
+            "finalized" => BlockRef::Finalized,
+            _ => BlockRef::Number(parse_quantity(v).ok()?),
+        }),
+        Value::Object(o) => o.get("blockNumber").and_then(parse_block),
+        _ => None,
+    }
+}
 
 /// Parses an Ethereum QUANTITY: `0x`-prefixed hex, no leading zeros required
 /// to be absent (nodes differ), at most 64 bits for heights and chain ids.
@@ -114,6 +158,43 @@ impl Chain for Evm {
     fn metric_methods(&self) -> &'static [&'static str] {
         METRIC_METHODS
     }
+
+    fn block_ref(&self, method: &str, params: Option<&RawValue>) -> Option<BlockRef> {
+        let params: Vec<Value> = serde_json::from_str(params?.get()).ok()?;
+        if method == "eth_getLogs" {
+            // A log query reaches back to its fromBlock (default: latest).
+            let filter = params.first()?.as_object()?;
+            return match filter.get("fromBlock") {
+                Some(from) => parse_block(from),
+                None if filter.contains_key("blockHash") => None,
+                None => Some(BlockRef::Latest),
+            };
+        }
+        // An omitted optional block parameter means "latest".
+        match params.get(block_param_index(method)?) {
+            Some(v) => parse_block(v),
+            None => Some(BlockRef::Latest),
+        }
+    }
+
+    fn is_already_known(&self, error: &RawValue) -> bool {
+        #[derive(Deserialize)]
+        struct Error<'a> {
+            #[serde(borrow, default)]
+            message: std::borrow::Cow<'a, str>,
+        }
+        let Ok(e) = serde_json::from_str::<Error<'_>>(error.get()) else {
+            return false;
+        };
+        // geth: "already known"; besu/nethermind: "Known transaction",
+        // "AlreadyKnown"; erigon: "ALREADY_EXISTS: already known".
+        let m = e.message.to_ascii_lowercase();
+        m.contains("already known") || m.contains("alreadyknown") || m.contains("known transaction")
+    }
+
+    fn broadcastable(&self, method: &str) -> bool {
+        method == "eth_sendRawTransaction"
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +230,51 @@ mod tests {
         );
         assert_eq!(Evm.method_class("eth_subscribe"), MethodClass::Subscribe);
         assert_eq!(Evm.method_class("eth_getBalance"), MethodClass::Read);
+    }
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn finds_block_references() {
+        let p = raw(r#"["0xabc", "0x10"]"#);
+        assert_eq!(
+            Evm.block_ref("eth_getBalance", Some(&p)),
+            Some(BlockRef::Number(16))
+        );
+        let p = raw(r#"["0xabc"]"#);
+        assert_eq!(
+            Evm.block_ref("eth_getBalance", Some(&p)),
+            Some(BlockRef::Latest)
+        );
+        let p = raw(r#"["finalized", false]"#);
+        assert_eq!(
+            Evm.block_ref("eth_getBlockByNumber", Some(&p)),
+            Some(BlockRef::Finalized)
+        );
+        let p = raw(r#"[{"fromBlock":"0x5","toBlock":"latest"}]"#);
+        assert_eq!(
+            Evm.block_ref("eth_getLogs", Some(&p)),
+            Some(BlockRef::Number(5))
+        );
+        let p = raw(r#"[{"to":"0x1"}, {"blockNumber":"0x7"}]"#);
+        assert_eq!(
+            Evm.block_ref("eth_call", Some(&p)),
+            Some(BlockRef::Number(7))
+        );
+        let p = raw(r#"["0xhash"]"#);
+        assert_eq!(Evm.block_ref("eth_getBlockByHash", Some(&p)), None);
+        assert_eq!(Evm.block_ref("eth_getBalance", None), None);
+    }
+
+    #[test]
+    fn recognises_already_known() {
+        assert!(Evm.is_already_known(&raw(r#"{"code":-32000,"message":"already known"}"#)));
+        assert!(Evm.is_already_known(&raw(r#"{"code":-32010,"message":"Known transaction"}"#)));
+        assert!(!Evm.is_already_known(&raw(r#"{"code":-32000,"message":"nonce too low"}"#)));
+        assert!(Evm.broadcastable("eth_sendRawTransaction"));
+        assert!(!Evm.broadcastable("eth_sendTransaction"));
     }
 
     #[test]

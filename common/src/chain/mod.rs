@@ -10,6 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 pub use evm::Evm;
 
@@ -70,6 +71,17 @@ pub enum MethodClass {
     Subscribe,
 }
 
+/// The block a read refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlockRef {
+    Number(u64),
+    Earliest,
+    Latest,
+    Pending,
+    Safe,
+    Finalized,
+}
+
 /// A JSON-RPC call a probe sends to a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeCall {
@@ -108,4 +120,16 @@ pub trait Chain: Send + Sync + 'static {
     /// every other method is counted as `other`, so a client cannot grow
     /// the label set without bound.
     fn metric_methods(&self) -> &'static [&'static str];
+
+    /// The block a read names, if any, from its raw `params`. Used to send
+    /// reads of old blocks to archive upstreams. `None` when the method
+    /// names no block or the params cannot be read (the upstream will say so).
+    fn block_ref(&self, method: &str, params: Option<&RawValue>) -> Option<BlockRef>;
+
+    /// Whether a write's JSON-RPC `error` object means the node already has
+    /// the transaction, which counts as success when broadcasting.
+    fn is_already_known(&self, error: &RawValue) -> bool;
+
+    /// Whether `method` may be broadcast to several write upstreams.
+    fn broadcastable(&self, method: &str) -> bool;
 }
