@@ -5,10 +5,16 @@
 //! - [`ganache`]: installs and runs a real EVM node (ganache from npm).
 //! - [`rpc`]: a JSON-RPC-over-HTTP client returning status, headers and body.
 //! - [`poll`]: `eventually`, the one way tests wait.
+//! - [`harness`]: `control.toml` rendering and starting the planes in-process.
+//! - [`fake_data_plane`]: a scripted `SnapshotService.Stream` client.
+//! - [`sandbox`]: the whole deployment in one process (`meridian-sandbox`).
 //! - [`bench`]: the benchmark harness (`meridian-bench`).
 
 pub mod bench;
+pub mod fake_data_plane;
 pub mod ganache;
+pub mod harness;
 pub mod mock_evm;
 pub mod poll;
 pub mod rpc;
+pub mod sandbox;

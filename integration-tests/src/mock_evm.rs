@@ -35,6 +35,9 @@ use tokio::task::{JoinHandle, JoinSet};
 /// The balance every account has on a mock node (1 ether, in wei).
 pub const MOCK_BALANCE: &str = "0xde0b6b3a7640000";
 
+/// The method probes use to read the head height.
+const HEAD_METHOD: &str = "eth_blockNumber";
+
 /// The method name counted for bodies that are not JSON-RPC at all.
 pub const INVALID_BODY: &str = "<invalid>";
 
@@ -85,6 +88,29 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         *map.entry(method.to_owned()).or_default() += 1;
+    }
+
+    /// Counts one `eth_blockNumber` and reads the height under the same lock
+    /// as [`MockEvmNode::set_height_at`], so a test knows exactly which
+    /// probes saw which height.
+    fn count_head_probe(&self) -> u64 {
+        let mut map = self
+            .by_method
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *map.entry(HEAD_METHOD.to_owned()).or_default() += 1;
+        self.height.load(Ordering::SeqCst)
+    }
+}
+
+/// Moves a node's head from another task (e.g. a ticker) without owning the node.
+#[derive(Debug, Clone)]
+pub struct HeightHandle(Arc<Shared>);
+
+impl HeightHandle {
+    /// Moves the head `n` blocks forward.
+    pub fn advance(&self, n: u64) {
+        self.0.height.fetch_add(n, Ordering::SeqCst);
     }
 }
 
@@ -157,6 +183,25 @@ impl MockEvmNode {
 
     pub fn set_height(&self, height: u64) {
         self.shared.height.store(height, Ordering::SeqCst);
+    }
+
+    /// Sets the height and returns how many `eth_blockNumber` calls arrived
+    /// before the change, atomically: every call counted after the returned
+    /// number sees the new height, every call before it saw an older one.
+    /// This lets a test count exactly the probes that saw a condition.
+    pub fn set_height_at(&self, height: u64) -> u64 {
+        let map = self
+            .shared
+            .by_method
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.shared.height.store(height, Ordering::SeqCst);
+        map.get(HEAD_METHOD).copied().unwrap_or(0)
+    }
+
+    /// A handle that moves this node's head from another task.
+    pub fn height_handle(&self) -> HeightHandle {
+        HeightHandle(self.shared.clone())
     }
 
     /// Moves the head `n` blocks forward.
@@ -351,13 +396,19 @@ fn answer(body: &[u8], shared: &Shared) -> Option<Vec<u8>> {
 fn answer_call(call: &Call<'_>, shared: &Shared) -> String {
     let id = call.id.map_or("null", RawValue::get);
     let method = call.method.as_deref().unwrap_or("");
+    if method == HEAD_METHOD {
+        let height = shared.count_head_probe();
+        return format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"result":{}}}"#,
+            quantity(height)
+        );
+    }
     shared.count(if method.is_empty() {
         INVALID_BODY
     } else {
         method
     });
     let result = match method {
-        "eth_blockNumber" => quantity(shared.height.load(Ordering::SeqCst)),
         "eth_chainId" => quantity(shared.chain_id.load(Ordering::SeqCst)),
         "net_version" => format!("\"{}\"", shared.chain_id.load(Ordering::SeqCst)),
         "eth_getBalance" => format!("\"{MOCK_BALANCE}\""),
@@ -483,6 +534,8 @@ mod tests {
         assert_ne!(tx["result"], tx2["result"]);
         assert_eq!(tx["result"].as_str().unwrap().len(), 66);
         assert_eq!(node.requests("eth_sendRawTransaction"), 2);
+        assert_eq!(node.set_height_at(7), 1, "one eth_blockNumber so far");
+        assert_eq!(node.height(), 7);
     }
 
     #[tokio::test]

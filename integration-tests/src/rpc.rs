@@ -90,18 +90,22 @@ impl RpcClient {
     }
 
     /// POSTs `body` to `url`.
-    pub async fn post(&self, url: &str, body: impl Into<Bytes>) -> Result<RpcResponse, RpcError> {
+    pub async fn post(
+        &self,
+        url: impl AsRef<str>,
+        body: impl Into<Bytes>,
+    ) -> Result<RpcResponse, RpcError> {
         self.post_with_headers(url, body, &[]).await
     }
 
     /// POSTs `body` to `url` with extra headers.
     pub async fn post_with_headers(
         &self,
-        url: &str,
+        url: impl AsRef<str>,
         body: impl Into<Bytes>,
         headers: &[(&str, &str)],
     ) -> Result<RpcResponse, RpcError> {
-        let mut req = Request::post(url).header("content-type", "application/json");
+        let mut req = Request::post(url.as_ref()).header("content-type", "application/json");
         for (name, value) in headers {
             req = req.header(*name, *value);
         }
@@ -109,13 +113,13 @@ impl RpcClient {
     }
 
     /// Calls `method` without params (id 1).
-    pub async fn call(&self, url: &str, method: &str) -> Result<RpcResponse, RpcError> {
+    pub async fn call(&self, url: impl AsRef<str>, method: &str) -> Result<RpcResponse, RpcError> {
         self.post(url, request_body(1, method, "[]")).await
     }
 
     /// `GET url` (admin endpoints: /health, /ready, /metrics).
-    pub async fn get(&self, url: &str) -> Result<RpcResponse, RpcError> {
-        self.send(Request::get(url).body(Full::new(Bytes::new()))?)
+    pub async fn get(&self, url: impl AsRef<str>) -> Result<RpcResponse, RpcError> {
+        self.send(Request::get(url.as_ref()).body(Full::new(Bytes::new()))?)
             .await
     }
 

@@ -1,0 +1,306 @@
+//! The sandbox: a whole Meridian deployment in one process, for a first look.
+//!
+//! Three mock EVM nodes (one 50 blocks behind, all advancing one block per
+//! second), a control plane with its sled store in a temporary directory, and
+//! data planes for regions eu, us and ap. Everything binds 127.0.0.1: free
+//! ports by default, or fixed ones from `--base-port`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use meridian_control_plane::app::{ControlPlane, StartError as ControlStartError};
+use meridian_control_plane::config::ControlConfig;
+use meridian_data_plane::app::{DataPlane, StartError as DataStartError};
+use meridian_data_plane::config::ProxyConfig;
+use tokio::task::JoinHandle;
+
+use crate::harness::{NetworkSpec, control_toml_at};
+use crate::mock_evm::{MockEvmNode, MockStartError};
+use crate::rpc::{RpcClient, request_body};
+
+/// The network the sandbox serves.
+pub const NETWORK: &str = "eth-local";
+/// The chain id of the sandbox's mock nodes.
+pub const CHAIN_ID: u64 = 1337;
+/// How far the lagging node stays behind.
+pub const LAG_BLOCKS: u64 = 50;
+/// The regions that get a data plane.
+pub const REGIONS: [&str; 3] = ["eu", "us", "ap"];
+/// Longest the sandbox waits for its data planes to serve before giving up.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the sandbox listens.
+///
+/// With `base_port = Some(B)`: nodes on B, B+1, B+2; the control plane's
+/// gRPC on B+10 and HTTP on B+11; data planes (eu, us, ap) on B+20..B+22,
+/// their admin listeners on B+30..B+32. `None`: free ports everywhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SandboxOptions {
+    pub base_port: Option<u16>,
+}
+
+impl SandboxOptions {
+    fn addr(&self, offset: u16) -> Result<SocketAddr, SandboxError> {
+        let port = match self.base_port {
+            None => 0,
+            Some(base) => base
+                .checked_add(offset)
+                .ok_or(SandboxError::PortRange(base))?,
+        };
+        Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+}
+
+/// Why the sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("--base-port {0} leaves no room for the sandbox's 33 ports")]
+    PortRange(u16),
+    #[error(transparent)]
+    Node(#[from] MockStartError),
+    #[error("temporary directory: {0}")]
+    TempDir(#[source] std::io::Error),
+    #[error("the sandbox's control.toml is invalid: {0}")]
+    Config(#[from] meridian_common::config::ConfigError),
+    #[error("control plane: {0}")]
+    ControlPlane(#[from] ControlStartError),
+    #[error("data plane: {0}")]
+    DataPlane(#[from] DataStartError),
+    #[error("data plane {region} did not serve {NETWORK} within {READY_TIMEOUT:?}")]
+    NotReady { region: &'static str },
+    #[error("waiting for Ctrl-C: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// One mock node of the sandbox.
+#[derive(Debug)]
+pub struct SandboxNode {
+    pub id: &'static str,
+    pub region: &'static str,
+    pub node: MockEvmNode,
+}
+
+/// A running sandbox.
+pub struct Sandbox {
+    nodes: Vec<SandboxNode>,
+    control_plane: ControlPlane,
+    data_planes: Vec<(&'static str, DataPlane)>,
+    chain: JoinHandle<()>,
+    // Dropped last: the sled store and the data planes' state live here.
+    _dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// Starts everything and waits until every data plane serves.
+    pub async fn start(options: SandboxOptions) -> Result<Sandbox, SandboxError> {
+        let dir = tempfile::Builder::new()
+            .prefix("meridian-sandbox-")
+            .tempdir()
+            .map_err(SandboxError::TempDir)?;
+        let head = 1_000;
+        let mut nodes = Vec::new();
+        for (i, (id, region, height)) in [
+            ("node-eu", "eu", head),
+            ("node-us", "us", head),
+            ("node-ap-lagging", "ap", head - LAG_BLOCKS),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let node = MockEvmNode::try_start_on(options.addr(i as u16)?, height, CHAIN_ID).await?;
+            nodes.push(SandboxNode { id, region, node });
+        }
+        let chain = advance_heights(&nodes);
+
+        let mut network = NetworkSpec::new(NETWORK)
+            .chain_id(CHAIN_ID)
+            .probe_interval_ms(500)
+            .max_lag_blocks(10)
+            .healthy_after(2)
+            .unhealthy_after(2);
+        for n in &nodes {
+            network = network.upstream(n.id, &n.node.url(), n.region);
+        }
+        let toml = control_toml_at(
+            options.addr(10)?,
+            options.addr(11)?,
+            &dir.path().join("control"),
+            &[network],
+        );
+        let config = ControlConfig::from_toml_str(&toml, Path::new("sandbox/control.toml"))?;
+        let control_plane = ControlPlane::start(config).await?;
+        let cp_url = format!("http://{}", control_plane.grpc_addr());
+
+        let mut data_planes = Vec::new();
+        for (i, region) in REGIONS.into_iter().enumerate() {
+            let mut config = ProxyConfig::new(
+                cp_url.clone(),
+                region,
+                dir.path().join(format!("proxy-{region}")),
+            );
+            config.dataplane_id = format!("sandbox-{region}");
+            config.listen = options.addr(20 + i as u16)?;
+            config.admin_listen = options.addr(30 + i as u16)?;
+            data_planes.push((region, DataPlane::start(config).await?));
+        }
+        let sandbox = Sandbox {
+            nodes,
+            control_plane,
+            data_planes,
+            chain,
+            _dir: dir,
+        };
+        sandbox.wait_serving().await?;
+        Ok(sandbox)
+    }
+
+    /// Waits until a read through every data plane gets a result.
+    async fn wait_serving(&self) -> Result<(), SandboxError> {
+        let client = RpcClient::new();
+        for (region, dp) in &self.data_planes {
+            let url = Self::url_of(dp);
+            let start = Instant::now();
+            loop {
+                let answer = client
+                    .post(&url, request_body(1, "eth_blockNumber", "[]"))
+                    .await;
+                if matches!(&answer, Ok(r) if r.status == 200 && r.handled_by().is_some()) {
+                    break;
+                }
+                if start.elapsed() > READY_TIMEOUT {
+                    return Err(SandboxError::NotReady { region });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn url_of(dp: &DataPlane) -> String {
+        format!("http://{}/{NETWORK}", dp.listen_addr())
+    }
+
+    /// The client URL of the data plane of `region`.
+    pub fn data_plane_url(&self, region: &str) -> Option<String> {
+        self.data_planes
+            .iter()
+            .find(|(r, _)| *r == region)
+            .map(|(_, dp)| Self::url_of(dp))
+    }
+
+    /// The control plane's gRPC URL (what `meridianctl --control-plane` takes).
+    pub fn control_plane_url(&self) -> String {
+        format!("http://{}", self.control_plane.grpc_addr())
+    }
+
+    pub fn nodes(&self) -> &[SandboxNode] {
+        &self.nodes
+    }
+
+    /// A `curl` command that works against the eu data plane.
+    pub fn curl_line(&self) -> String {
+        let url = self.data_plane_url("eu").unwrap_or_default();
+        format!(
+            "curl -si -H 'content-type: application/json' \
+             --data '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_blockNumber\",\"params\":[]}}' {url}"
+        )
+    }
+
+    /// What the sandbox prints once it is up.
+    pub fn describe(&self) -> String {
+        let mut out = String::from("Meridian sandbox is up.\n\nMock EVM nodes (chain id 1337):\n");
+        for n in &self.nodes {
+            let note = if n.id.contains("lagging") {
+                format!("  ({LAG_BLOCKS} blocks behind)")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "  {:<16} region {:<3} {}{note}",
+                n.id,
+                n.region,
+                n.node.url()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nControl plane:\n  gRPC (snapshots + admin)  {}\n  HTTP                      http://{}/metrics",
+            self.control_plane_url(),
+            self.control_plane.http_addr()
+        );
+        out.push_str("\nData planes (POST JSON-RPC to /<network>):\n");
+        for (region, dp) in &self.data_planes {
+            let _ = writeln!(
+                out,
+                "  {region}  {}    admin http://{}/metrics",
+                Self::url_of(dp),
+                dp.admin_addr()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nTry:\n  {}\n  cargo run -p meridian-control-plane --bin meridianctl -- --control-plane {} upstream list\n\nCtrl-C stops everything.",
+            self.curl_line(),
+            self.control_plane_url()
+        );
+        out
+    }
+
+    /// Stops the data planes, then the control plane, then the nodes.
+    pub async fn shutdown(self) {
+        for (_, dp) in self.data_planes {
+            dp.shutdown().await;
+        }
+        self.control_plane.shutdown().await;
+        self.chain.abort();
+        for n in &self.nodes {
+            n.node.kill();
+        }
+    }
+}
+
+/// Moves every node's head one block per second, so heights look alive
+/// (the lagging node keeps its distance).
+fn advance_heights(nodes: &[SandboxNode]) -> JoinHandle<()> {
+    let handles: Vec<_> = nodes.iter().map(|n| n.node.height_handle()).collect();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            for h in &handles {
+                h.advance(1);
+            }
+        }
+    })
+}
+
+/// Starts the sandbox, prints how to use it, and runs until Ctrl-C (or
+/// SIGTERM), then shuts everything down.
+pub async fn run(options: SandboxOptions) -> Result<(), SandboxError> {
+    let sandbox = Sandbox::start(options).await?;
+    println!("{}", sandbox.describe());
+    let stopped = wait_for_stop().await;
+    println!("stopping the sandbox…");
+    sandbox.shutdown().await;
+    stopped
+}
+
+async fn wait_for_stop() -> Result<(), SandboxError> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(SandboxError::Signal)?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(SandboxError::Signal),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map_err(SandboxError::Signal)
+    }
+}

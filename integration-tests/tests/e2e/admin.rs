@@ -1,0 +1,190 @@
+//! The admin API: upstreams added or removed at runtime are live in the
+//! data planes within 1 s, and bad input is refused with nothing stored.
+
+use std::time::{Duration, Instant};
+
+use meridian_integration_tests::harness::*;
+use meridian_integration_tests::mock_evm::MockEvmNode;
+use meridian_integration_tests::rpc::RpcClient;
+use meridian_proto::v1::{AddUpstreamRequest, RemoveUpstreamRequest};
+use tonic::Code;
+
+const NET: &str = "eth-admin";
+/// The promise: live in the data planes within 1 s of the admin call.
+const LIVE_WITHIN: Duration = Duration::from_secs(1);
+
+fn add(upstream: &str, url: &str, region: &str) -> AddUpstreamRequest {
+    AddUpstreamRequest {
+        network_id: NET.into(),
+        upstream_id: upstream.into(),
+        url: url.into(),
+        region: region.into(),
+        weight: 1,
+        roles: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstreams_added_and_removed_through_the_admin_api_are_live_within_a_second() {
+    init_test_logs();
+    let far = MockEvmNode::start().await;
+    let near = MockEvmNode::start().await;
+    let cp_dir = tempfile::tempdir().unwrap();
+    let cp = start_control_plane(&control_toml(
+        cp_dir.path(),
+        // healthy_after = 1 and fast probes: a new upstream takes traffic
+        // after one passing probe, well inside the second.
+        &[NetworkSpec::new(NET)
+            .probe_interval_ms(50)
+            .healthy_after(1)
+            .upstream("far", &far.url(), "us")],
+    ))
+    .await;
+    let cp_url = control_plane_url(&cp);
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let eu = start_data_plane(&cp_url, "eu", dirs[0].path()).await;
+    let eu2 = start_data_plane(&cp_url, "eu", dirs[1].path()).await;
+    let mut admin = admin_client(&cp).await;
+    let client = RpcClient::new();
+    wait_healthy(&mut admin, NET, &["far"]).await;
+    wait_handled_by(&client, &eu, NET, "far", SETTLE).await;
+    wait_handled_by(&client, &eu2, NET, "far", SETTLE).await;
+
+    // Added: an eu node, preferred by eu data planes once live.
+    admin
+        .add_upstream(add("near", &near.url(), "eu"))
+        .await
+        .expect("AddUpstream");
+    let added = Instant::now();
+    for dp in [&eu, &eu2] {
+        let left = LIVE_WITHIN.saturating_sub(added.elapsed());
+        wait_handled_by(&client, dp, NET, "near", left).await;
+    }
+    assert!(near.client_requests() >= 2, "the new node really served");
+    let listed = list_upstreams(&mut admin, NET).await;
+    let near_status = listed
+        .iter()
+        .find(|s| s.upstream.as_ref().is_some_and(|u| u.id == "near"))
+        .expect("ListUpstreams shows the added upstream");
+    assert_eq!(near_status.origin, "admin");
+
+    // Removed: back to the only remaining node.
+    admin
+        .remove_upstream(RemoveUpstreamRequest {
+            network_id: NET.into(),
+            upstream_id: "near".into(),
+        })
+        .await
+        .expect("RemoveUpstream");
+    let removed = Instant::now();
+    for dp in [&eu, &eu2] {
+        let left = LIVE_WITHIN.saturating_sub(removed.elapsed());
+        wait_handled_by(&client, dp, NET, "far", left).await;
+    }
+    let served = near.client_requests();
+    for dp in [&eu, &eu2] {
+        for _ in 0..5 {
+            let r = read_through(&client, dp, NET).await;
+            assert_result(&r);
+            assert_eq!(r.handled_by(), Some("far"));
+        }
+    }
+    assert_eq!(
+        near.client_requests(),
+        served,
+        "a removed node takes no traffic"
+    );
+    assert!(
+        list_upstreams(&mut admin, NET)
+            .await
+            .iter()
+            .all(|s| s.upstream.as_ref().is_some_and(|u| u.id != "near")),
+        "ListUpstreams no longer shows it"
+    );
+
+    eu.shutdown().await;
+    eu2.shutdown().await;
+    cp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_admin_input_is_refused_and_nothing_is_stored() {
+    init_test_logs();
+    let a = MockEvmNode::start().await;
+    let cp_dir = tempfile::tempdir().unwrap();
+    let networks = [NetworkSpec::new(NET).upstream("alpha", &a.url(), "eu")];
+    let cp = start_control_plane(&control_toml(cp_dir.path(), &networks)).await;
+    let mut admin = admin_client(&cp).await;
+    wait_healthy(&mut admin, NET, &["alpha"]).await;
+    let before = list_upstreams(&mut admin, NET).await.len();
+
+    let mut unknown_network = add("x", "http://127.0.0.1:1", "eu");
+    unknown_network.network_id = "no-such-network".into();
+    let cases = [
+        ("unknown network", unknown_network, "no-such-network"),
+        (
+            "duplicate id",
+            add("alpha", "http://127.0.0.1:1", "eu"),
+            "alpha",
+        ),
+        ("malformed URL", add("y", "not a url", "eu"), "not a url"),
+        (
+            "unsupported scheme",
+            add("z", "ftp://127.0.0.1:1", "eu"),
+            "ftp",
+        ),
+    ];
+    for (what, request, named) in cases {
+        let status = admin
+            .add_upstream(request)
+            .await
+            .expect_err(&format!("{what} must be refused"));
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        assert!(
+            status.message().to_lowercase().contains(named),
+            "{what}: the message names the problem: {:?}",
+            status.message()
+        );
+    }
+    let status = admin
+        .remove_upstream(RemoveUpstreamRequest {
+            network_id: NET.into(),
+            upstream_id: "never-added".into(),
+        })
+        .await
+        .expect_err("removing an unknown upstream must fail");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert_eq!(
+        list_upstreams(&mut admin, NET).await.len(),
+        before,
+        "nothing stored"
+    );
+
+    // Nothing half-written either: a restart on the same store sees the same.
+    cp.shutdown().await;
+    let cp = start_control_plane(&control_toml(cp_dir.path(), &networks)).await;
+    let mut admin = admin_client(&cp).await;
+    assert_eq!(list_upstreams(&mut admin, NET).await.len(), before);
+    cp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstreams_added_at_runtime_survive_a_restart() {
+    init_test_logs();
+    let a = MockEvmNode::start().await;
+    let b = MockEvmNode::start().await;
+    let cp_dir = tempfile::tempdir().unwrap();
+    let networks = [NetworkSpec::new(NET).upstream("a", &a.url(), "eu")];
+    let cp = start_control_plane(&control_toml(cp_dir.path(), &networks)).await;
+    let mut admin = admin_client(&cp).await;
+    admin
+        .add_upstream(add("b", &b.url(), "us"))
+        .await
+        .expect("AddUpstream");
+    cp.shutdown().await;
+
+    let cp = start_control_plane(&control_toml(cp_dir.path(), &networks)).await;
+    let mut admin = admin_client(&cp).await;
+    wait_healthy(&mut admin, NET, &["a", "b"]).await;
+    cp.shutdown().await;
+}

@@ -1,0 +1,56 @@
+//! Against a real EVM node: ganache, installed from npm on first use.
+
+use meridian_integration_tests::ganache::{GANACHE_CHAIN_ID, Ganache};
+use meridian_integration_tests::harness::*;
+use meridian_integration_tests::rpc::RpcClient;
+
+const NET: &str = "eth-ganache";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_plane_proxies_to_a_real_ganache_node() {
+    init_test_logs();
+    let ganache = Ganache::start()
+        .await
+        .unwrap_or_else(|e| panic!("this test needs ganache (Node.js + npm): {e}"));
+    let cp_dir = tempfile::tempdir().unwrap();
+    let cp = start_control_plane(&control_toml(
+        cp_dir.path(),
+        &[NetworkSpec::new(NET).chain_id(GANACHE_CHAIN_ID).upstream(
+            "ganache",
+            &ganache.url(),
+            "eu",
+        )],
+    ))
+    .await;
+    let dp_dir = tempfile::tempdir().unwrap();
+    let dp = start_data_plane(&control_plane_url(&cp), "eu", dp_dir.path()).await;
+    let mut admin = admin_client(&cp).await;
+    wait_healthy(&mut admin, NET, &["ganache"]).await;
+    wait_in_sync(&cp, &dp).await;
+
+    let client = RpcClient::new();
+    for method in ["eth_chainId", "eth_blockNumber", "net_version"] {
+        let direct = client.call(&ganache.url(), method).await.unwrap();
+        let proxied = client.call(&network_url(&dp, NET), method).await.unwrap();
+        assert_result(&proxied);
+        assert_eq!(proxied.handled_by(), Some("ganache"));
+        assert_eq!(
+            proxied.json()["result"],
+            direct.json()["result"],
+            "{method} through the proxy matches ganache"
+        );
+    }
+    assert_eq!(
+        client
+            .call(&network_url(&dp, NET), "eth_chainId")
+            .await
+            .unwrap()
+            .json()["result"],
+        format!("0x{GANACHE_CHAIN_ID:x}")
+    );
+    let (state, _) = upstream_state(&mut admin, NET, "ganache").await.unwrap();
+    assert_eq!(state, meridian_proto::v1::UpstreamState::Healthy);
+
+    dp.shutdown().await;
+    cp.shutdown().await;
+}
