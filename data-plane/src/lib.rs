@@ -8,11 +8,14 @@
 //! - [`routing`]: the routing table built from a snapshot (behind one
 //!   `ArcSwap`) and upstream selection.
 //! - [`proxy`]: the client request path, one small module per phase.
+//! - [`balance`]: what the data plane learns on its own per upstream:
+//!   ejection, concurrency limits and priority queues, latency quantiles.
 //! - [`admin_http`]: `/health`, `/ready`, `/metrics`.
 //! - [`metrics`]: lock-free request counters and their Prometheus rendering.
 
 pub mod admin_http;
 pub mod app;
+pub mod balance;
 pub mod config;
 pub mod control;
 pub mod error_chain;

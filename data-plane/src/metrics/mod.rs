@@ -8,11 +8,13 @@
 
 mod render;
 mod requests;
+mod resilience;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 pub use render::render;
 pub use requests::{MethodSlot, OTHER_METHOD, RequestCounters};
+pub use resilience::NetworkStats;
 
 /// Process-wide counters and gauges of one data plane.
 #[derive(Debug)]

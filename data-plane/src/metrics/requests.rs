@@ -12,7 +12,9 @@ use http::StatusCode;
 use meridian_common::metrics::TextEncoder;
 
 /// Status labels with their own counter; the rest count as `other`.
-const STATUSES: [u16; 12] = [200, 204, 400, 404, 405, 413, 429, 500, 502, 503, 504, 0];
+const STATUSES: [u16; 13] = [
+    200, 204, 400, 403, 404, 405, 413, 429, 500, 502, 503, 504, 0,
+];
 
 /// Label of the method slot for methods not in the list (and for requests
 /// whose method could not be read).

@@ -7,5 +7,5 @@
 pub mod select;
 pub mod table;
 
-pub use select::{Candidate, Tried, select};
+pub use select::{Candidate, Tried, select, select_where};
 pub use table::{BuildError, RoutedNetwork, RoutedUpstream, RoutingTable, SnapshotMeta};

@@ -65,20 +65,41 @@ pub fn select<'a, R: Rng + ?Sized>(
     tried: &Tried,
     rng: &mut R,
 ) -> Option<Candidate<'a>> {
-    pick(network, &network.local, role, tried, rng)
-        .or_else(|| pick(network, &network.remote, role, tried, rng))
+    select_where(network, role, tried, rng, |_| true)
 }
 
-fn pick<'a, R: Rng + ?Sized>(
+/// [`select`] among the upstreams that also pass `admit` (not ejected, has
+/// a free slot, …).
+pub fn select_where<'a, R, F>(
+    network: &'a RoutedNetwork,
+    role: Role,
+    tried: &Tried,
+    rng: &mut R,
+    admit: F,
+) -> Option<Candidate<'a>>
+where
+    R: Rng + ?Sized,
+    F: Fn(&RoutedUpstream) -> bool,
+{
+    pick(network, &network.local, role, tried, rng, &admit)
+        .or_else(|| pick(network, &network.remote, role, tried, rng, &admit))
+}
+
+fn pick<'a, R, F>(
     network: &'a RoutedNetwork,
     group: &[usize],
     role: Role,
     tried: &Tried,
     rng: &mut R,
-) -> Option<Candidate<'a>> {
+    admit: &F,
+) -> Option<Candidate<'a>>
+where
+    R: Rng + ?Sized,
+    F: Fn(&RoutedUpstream) -> bool,
+{
     let eligible = |i: &usize| -> Option<(usize, &'a RoutedUpstream)> {
         let u = network.upstreams.get(*i)?;
-        (!tried.contains(*i) && u.has_role(role)).then_some((*i, u))
+        (!tried.contains(*i) && u.has_role(role) && admit(u)).then_some((*i, u))
     };
     let total: u64 = group
         .iter()

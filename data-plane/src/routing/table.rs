@@ -16,7 +16,8 @@ use meridian_common::chain::ChainKind;
 use meridian_common::metrics::Histogram;
 use meridian_common::snapshot::{self, NetworkPolicy, Role, UpstreamState, Version};
 
-use crate::metrics::RequestCounters;
+use crate::balance::UpstreamRuntime;
+use crate::metrics::{NetworkStats, RequestCounters};
 
 /// The `x-handled-by` value and metric label of a network's leader.
 pub const LEADER_ID: &str = "leader";
@@ -54,6 +55,12 @@ pub struct RoutedNetwork {
     pub leader: Option<RoutedUpstream>,
     /// Requests by method and status (carried across snapshots).
     pub requests: Arc<RequestCounters>,
+    /// Retries, hedges, queue refusals and waits (carried across snapshots).
+    pub stats: Arc<NetworkStats>,
+    /// The highest head height among the network's upstreams: reads of
+    /// blocks more than `archive_after_blocks` below it go to archive
+    /// upstreams.
+    pub head_height: u64,
 }
 
 /// One upstream (or a leader), ready to send to.
@@ -72,6 +79,9 @@ pub struct RoutedUpstream {
     pub selection_weight: u64,
     /// Latency of tries sent to it (carried across snapshots).
     pub latency: Arc<Histogram>,
+    /// This data plane's own view: ejection, concurrency slots and queues,
+    /// latency quantiles (carried across snapshots).
+    pub runtime: Arc<UpstreamRuntime>,
 }
 
 impl RoutedUpstream {
@@ -148,19 +158,34 @@ fn build_network(
         Some(old) if old.chain == n.chain => old.requests.clone(),
         _ => Arc::new(RequestCounters::new(n.chain.chain().metric_methods())),
     };
-    let old_latency = |id: &str| -> Arc<Histogram> {
-        let carried = old.and_then(|o| {
-            if id == LEADER_ID {
-                o.leader.as_ref().map(|l| l.latency.clone())
-            } else {
-                o.upstreams
-                    .iter()
-                    .find(|u| u.id == id)
-                    .map(|u| u.latency.clone())
-            }
-        });
-        carried.unwrap_or_else(|| Arc::new(Histogram::latency()))
+    let stats = match old {
+        Some(old) => old.stats.clone(),
+        None => Arc::new(NetworkStats::default()),
     };
+    let carried = |id: &str| -> Option<&RoutedUpstream> {
+        let o = old?;
+        if id == LEADER_ID {
+            o.leader.as_ref()
+        } else {
+            o.upstreams.iter().find(|u| u.id == id)
+        }
+    };
+    let max_concurrency = n.policy.max_concurrency;
+    let old_latency = |id: &str| -> Arc<Histogram> {
+        carried(id)
+            .map(|u| u.latency.clone())
+            .unwrap_or_else(|| Arc::new(Histogram::latency()))
+    };
+    let old_runtime = |id: &str| -> Arc<UpstreamRuntime> {
+        match carried(id) {
+            Some(u) => {
+                u.runtime.limiter.set_max(max_concurrency);
+                u.runtime.clone()
+            }
+            None => Arc::new(UpstreamRuntime::new(max_concurrency)),
+        }
+    };
+    let head_height = n.upstreams.iter().map(|u| u.head_height).max().unwrap_or(0);
 
     let mut upstreams = Vec::with_capacity(n.upstreams.len());
     for u in n.upstreams {
@@ -170,7 +195,9 @@ fn build_network(
             id: u.id.clone(),
         })?;
         let latency = old_latency(&u.id);
+        let runtime = old_runtime(&u.id);
         upstreams.push(RoutedUpstream {
+            runtime,
             selection_weight: u64::from(u.score.max(1)) * u64::from(u.weight.max(1)),
             handled_by,
             uri,
@@ -204,6 +231,7 @@ fn build_network(
             state: UpstreamState::Healthy,
             selection_weight: 1,
             latency: old_latency(LEADER_ID),
+            runtime: old_runtime(LEADER_ID),
         }),
         None => None,
     };
@@ -217,6 +245,8 @@ fn build_network(
         remote,
         leader,
         requests,
+        stats,
+        head_height,
     })
 }
 
@@ -330,6 +360,15 @@ pub(crate) mod tests {
         assert_eq!(n2.upstreams[0].latency.count(), 1);
         assert_eq!(n2.upstreams[1].latency.count(), 0);
         assert!(Arc::ptr_eq(&n1.requests, &n2.requests));
+        assert!(Arc::ptr_eq(&n1.stats, &n2.stats));
+        assert!(Arc::ptr_eq(
+            &n1.upstreams[0].runtime,
+            &n2.upstreams[0].runtime
+        ));
+        assert!(!Arc::ptr_eq(
+            &n1.upstreams[0].runtime,
+            &n2.upstreams[1].runtime
+        ));
         assert!(Arc::ptr_eq(
             &n1.leader.as_ref().unwrap().latency,
             &n2.leader.as_ref().unwrap().latency
