@@ -173,9 +173,11 @@ impl ControlPlane {
             dataplanes,
             streams,
         });
-        tasks.push(spawn_not_send(move || {
-            http::serve(http_listener, http_state, shutdown_rx)
-        }));
+        tasks.push(tokio::spawn(http::serve(
+            http_listener,
+            http_state,
+            shutdown_rx,
+        )));
 
         Ok(ControlPlane {
             grpc_addr,
@@ -221,21 +223,6 @@ impl ControlPlane {
             Err(e) => tracing::error!(error = %e, "closing the store panicked"),
         }
     }
-}
-
-/// Drives a future that is not `Send` on a blocking-pool thread.
-///
-/// `meridian_common::serve::serve` is not `Send` today (its `select!` keeps
-/// a `watch::Ref` in its output enum), so it cannot go to `tokio::spawn`.
-/// The connections it spawns still run on the runtime's workers. Once
-/// `serve` is `Send`, this becomes `tokio::spawn` (as in the data plane).
-fn spawn_not_send<M, F>(make: M) -> JoinHandle<()>
-where
-    M: FnOnce() -> F + Send + 'static,
-    F: std::future::Future<Output = ()>,
-{
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || runtime.block_on(make()))
 }
 
 /// Serves `SnapshotService` and `AdminService` on one listener until shutdown.

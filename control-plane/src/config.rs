@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use meridian_common::chain::ChainKind;
 use meridian_common::config::{ConfigError, load_toml, parse_toml};
-use meridian_common::snapshot::{NetworkPolicy, Role};
+use meridian_common::snapshot::{NetworkPolicy, Role, valid_network_id, valid_upstream_id};
 use meridian_common::url::parse_node_url;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
@@ -119,6 +119,43 @@ pub struct NetworkConfig {
     /// If non-empty, the only methods data planes serve (`*` globs).
     #[serde(default, deserialize_with = "method_patterns")]
     pub allow_methods: Vec<String>,
+    /// Most tries of one request, each on a different upstream (>= 1).
+    /// Default 3.
+    #[serde(default, deserialize_with = "optional_positive_u32")]
+    pub max_tries: Option<u32>,
+    /// A read without an answer after this many milliseconds gets a backup
+    /// request to another upstream; the first good answer wins (>= 1).
+    /// Default 2000.
+    #[serde(default, deserialize_with = "optional_positive_u32")]
+    pub hedge_after_ms: Option<u32>,
+    /// Derive each hedge delay from the chosen upstream's observed p95
+    /// latency instead of `hedge_after_ms` (which stays the upper bound).
+    #[serde(default)]
+    pub hedge_from_p95: bool,
+    /// Reads naming a block more than this many blocks behind the head go
+    /// to `archive` upstreams. Default 0: never automatically.
+    #[serde(default)]
+    pub archive_after_blocks: u64,
+    /// `eth_sendRawTransaction` goes to this many `write` upstreams at once;
+    /// the first success (or "already known") answers (>= 1). Default 1.
+    #[serde(default, deserialize_with = "optional_positive_u32")]
+    pub write_broadcast: Option<u32>,
+    /// Consecutive failures after which a data plane ejects an upstream
+    /// locally for a cool-down (30 s, doubling to 5 min) (>= 1). Default 5.
+    #[serde(default, deserialize_with = "optional_positive_u32")]
+    pub eject_after_failures: Option<u32>,
+    /// Requests in flight to one upstream from one data plane (>= 1).
+    /// Default 256.
+    #[serde(default, deserialize_with = "optional_positive_u32")]
+    pub max_concurrency: Option<u32>,
+    /// Requests waiting per priority class when upstreams are saturated
+    /// (>= 1); a full queue answers 503. Default 1024.
+    #[serde(default, deserialize_with = "optional_positive_u32")]
+    pub max_queue: Option<u32>,
+    /// Longest a request waits in the queue, in milliseconds (>= 1).
+    /// Default 1000.
+    #[serde(default, deserialize_with = "optional_positive_u32")]
+    pub max_queue_wait_ms: Option<u32>,
     /// The upstream nodes of this network (`[[networks.upstreams]]`).
     /// More can be added at runtime through the admin API.
     #[serde(default)]
@@ -148,7 +185,15 @@ impl NetworkConfig {
             request_timeout_ms: self.request_timeout_ms.unwrap_or(d.request_timeout_ms),
             deny_methods: self.deny_methods.clone(),
             allow_methods: self.allow_methods.clone(),
-            ..d
+            max_tries: self.max_tries.unwrap_or(d.max_tries),
+            hedge_after_ms: self.hedge_after_ms.unwrap_or(d.hedge_after_ms),
+            hedge_from_p95: self.hedge_from_p95,
+            archive_after_blocks: self.archive_after_blocks,
+            write_broadcast: self.write_broadcast.unwrap_or(d.write_broadcast),
+            eject_after_failures: self.eject_after_failures.unwrap_or(d.eject_after_failures),
+            max_concurrency: self.max_concurrency.unwrap_or(d.max_concurrency),
+            max_queue: self.max_queue.unwrap_or(d.max_queue),
+            max_queue_wait_ms: self.max_queue_wait_ms.unwrap_or(d.max_queue_wait_ms),
         }
     }
 }
@@ -306,24 +351,6 @@ fn default_weight() -> u32 {
 }
 fn default_roles() -> Vec<Role> {
     Role::DEFAULT.to_vec()
-}
-
-/// Whether `id` is usable as one URL path segment (the rule the snapshot
-/// validation in `meridian-common` applies).
-pub fn valid_network_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && id != "."
-        && id != ".."
-}
-
-/// Whether `id` is a header-safe upstream id (the rule the snapshot
-/// validation in `meridian-common` applies).
-pub fn valid_upstream_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn network_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -611,6 +638,36 @@ weight = 1
         );
         assert_eq!(p.deny_methods, vec!["debug_*".to_owned()]);
         assert_eq!(n.probe_timeout(), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn resilience_fields_reach_the_policy() {
+        let text = EXAMPLE.replace(
+            "max_lag_blocks = 10",
+            "max_tries = 4\nhedge_after_ms = 150\nhedge_from_p95 = true\narchive_after_blocks = 128\nwrite_broadcast = 2\neject_after_failures = 7\nmax_concurrency = 9\nmax_queue = 11\nmax_queue_wait_ms = 13",
+        );
+        let p = parse(&text).unwrap().networks[0].policy();
+        assert_eq!(
+            (
+                p.max_tries,
+                p.hedge_after_ms,
+                p.hedge_from_p95,
+                p.archive_after_blocks
+            ),
+            (4, 150, true, 128)
+        );
+        assert_eq!(
+            (
+                p.write_broadcast,
+                p.eject_after_failures,
+                p.max_concurrency,
+                p.max_queue,
+                p.max_queue_wait_ms
+            ),
+            (2, 7, 9, 11, 13)
+        );
+        let e = parse(&EXAMPLE.replace("max_lag_blocks = 10", "max_tries = 0")).unwrap_err();
+        assert!(e.to_string().contains("max_tries"), "{e}");
     }
 
     #[test]

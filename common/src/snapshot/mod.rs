@@ -13,6 +13,7 @@ mod wire;
 pub use hash::content_hash;
 pub use model::{
     Network, NetworkPolicy, Role, RoutingTable, Upstream, UpstreamState, ValidationError,
+    valid_network_id, valid_upstream_id,
 };
 pub use version::Version;
-pub use wire::{decode_table, encode_table};
+pub use wire::{decode_role, decode_table, encode_role, encode_state, encode_table};

@@ -69,6 +69,16 @@ pub fn encode_role(r: Role) -> proto::Role {
     }
 }
 
+/// Model role of a protobuf role value; `None` for unset or unknown values.
+pub fn decode_role(value: i32) -> Option<Role> {
+    match proto::Role::try_from(value) {
+        Ok(proto::Role::Read) => Some(Role::Read),
+        Ok(proto::Role::Write) => Some(Role::Write),
+        Ok(proto::Role::Archive) => Some(Role::Archive),
+        _ => None,
+    }
+}
+
 fn encode_upstream(u: &Upstream) -> proto::Upstream {
     proto::Upstream {
         id: u.id.clone(),
@@ -207,12 +217,7 @@ fn decode_upstream(network: &str, u: proto::Upstream) -> Result<Upstream, Valida
     };
     let mut roles = Vec::with_capacity(u.roles.len().max(2));
     for r in &u.roles {
-        roles.push(match proto::Role::try_from(*r) {
-            Ok(proto::Role::Read) => Role::Read,
-            Ok(proto::Role::Write) => Role::Write,
-            Ok(proto::Role::Archive) => Role::Archive,
-            _ => return Err(bad(format!("unknown role {r}"))),
-        });
+        roles.push(decode_role(*r).ok_or_else(|| bad(format!("unknown role {r}")))?);
     }
     if roles.is_empty() {
         roles.extend(Role::DEFAULT);

@@ -1,38 +1,18 @@
 //! Domain values to and from their admin-API wire form.
 
 use meridian_common::proto;
-use meridian_common::snapshot::{Role, UpstreamState};
+use meridian_common::snapshot::{Role, UpstreamState, decode_role, encode_role, encode_state};
 use tonic::Status;
 
 use crate::inventory::UpstreamEntry;
 
 /// A role from the wire; unset or unknown values are refused.
 pub fn role_from_wire(value: i32) -> Result<Role, Status> {
-    match proto::Role::try_from(value) {
-        Ok(proto::Role::Read) => Ok(Role::Read),
-        Ok(proto::Role::Write) => Ok(Role::Write),
-        Ok(proto::Role::Archive) => Ok(Role::Archive),
-        _ => Err(Status::invalid_argument(format!(
+    decode_role(value).ok_or_else(|| {
+        Status::invalid_argument(format!(
             "unknown role {value} (expected read, write or archive)"
-        ))),
-    }
-}
-
-fn role_to_wire(role: Role) -> proto::Role {
-    match role {
-        Role::Read => proto::Role::Read,
-        Role::Write => proto::Role::Write,
-        Role::Archive => proto::Role::Archive,
-    }
-}
-
-fn state_to_wire(state: UpstreamState) -> proto::UpstreamState {
-    match state {
-        UpstreamState::Healthy => proto::UpstreamState::Healthy,
-        UpstreamState::Lagging => proto::UpstreamState::Lagging,
-        UpstreamState::Failing => proto::UpstreamState::Failing,
-        UpstreamState::Quarantined => proto::UpstreamState::Quarantined,
-    }
+        ))
+    })
 }
 
 /// The live view of an upstream (latest probe), for `ListUpstreams`.
@@ -48,7 +28,7 @@ pub fn live_upstream(u: &UpstreamEntry) -> proto::Upstream {
         url: u.spec.url.clone(),
         region: u.spec.region.clone(),
         weight: u.spec.weight,
-        state: state_to_wire(u.state()).into(),
+        state: encode_state(u.state()).into(),
         head_height: live.head_height,
         lag: live.lag,
         latency_ewma_us: live.latency_ewma_us,
@@ -58,7 +38,7 @@ pub fn live_upstream(u: &UpstreamEntry) -> proto::Upstream {
             .spec
             .roles
             .iter()
-            .map(|r| role_to_wire(*r).into())
+            .map(|r| encode_role(*r).into())
             .collect(),
     }
 }

@@ -23,11 +23,11 @@ use meridian_common::url::parse_node_url;
 use tokio::sync::{Mutex, Notify};
 use tonic::{Request, Response, Status};
 
-use crate::config::valid_upstream_id;
 use crate::distribute::DataPlanes;
 use crate::inventory::{Inventory, InventoryError, UpstreamSpec};
 use crate::snapshot::Publisher;
 use crate::store::Store;
+use meridian_common::snapshot::valid_upstream_id;
 
 /// The admin service.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use meridian_common::proto;
 use meridian_common::proto::admin_service_client::AdminServiceClient;
-use meridian_common::snapshot::Role;
+use meridian_common::snapshot::{Role, encode_role};
 use meridian_common::telemetry::TelemetryArgs;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::{Channel, Endpoint};
@@ -142,11 +142,7 @@ fn source_chain(e: &dyn std::error::Error) -> String {
 
 fn role_to_wire(name: &str) -> Result<i32, CtlError> {
     let role: Role = name.parse().map_err(CtlError::Usage)?;
-    Ok(match role {
-        Role::Read => proto::Role::Read,
-        Role::Write => proto::Role::Write,
-        Role::Archive => proto::Role::Archive,
-    } as i32)
+    Ok(encode_role(role).into())
 }
 
 /// Runs one command; returns what to print.
