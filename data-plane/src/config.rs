@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use meridian_common::node_client::NodeClientOptions;
 
+use crate::balance::EjectionTimes;
+
 /// Everything a data plane needs to start.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -50,6 +52,9 @@ pub struct ProxyConfig {
     pub node_client: NodeClientOptions,
     /// On shutdown, how long open client connections may finish.
     pub drain_timeout: Duration,
+    /// Cool-down of a locally ejected upstream: first (30 s) and longest
+    /// (5 min); it doubles on each failed half-open trial.
+    pub ejection: EjectionTimes,
 }
 
 impl ProxyConfig {
@@ -79,6 +84,7 @@ impl ProxyConfig {
             max_response_bytes: 64 * 1024 * 1024,
             node_client: NodeClientOptions::default(),
             drain_timeout: Duration::from_secs(5),
+            ejection: EjectionTimes::default(),
         }
     }
 }

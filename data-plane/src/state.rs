@@ -11,6 +11,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use meridian_common::node_client::{NodeClient, node_client};
 
+use crate::balance::EjectionTimes;
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
 use crate::proxy::request_id::RequestIds;
@@ -31,6 +32,8 @@ pub struct Shared {
     pub max_response_bytes: usize,
     /// Generator of request ids for requests that bring none.
     pub request_ids: RequestIds,
+    /// Cool-down bounds of local ejections.
+    pub ejection_times: EjectionTimes,
 }
 
 impl Shared {
@@ -43,6 +46,7 @@ impl Shared {
             client: node_client(&config.node_client),
             max_response_bytes: config.max_response_bytes,
             request_ids: RequestIds::new(),
+            ejection_times: config.ejection,
         })
     }
 }

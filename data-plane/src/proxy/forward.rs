@@ -1,30 +1,72 @@
-//! Phase: sending the request to an upstream, and to another one if that
-//! fails.
+//! Phase: one try on one upstream, and the order upstreams are tried in.
 //!
-//! The original body bytes go out unchanged on the pooled keep-alive client.
-//! The policy's `request_timeout_ms` is the deadline of the whole request;
-//! a read splits what is left of it between the tries still allowed, so a
-//! hung first upstream still leaves time for the retry. The upstream is
-//! chosen by [`crate::routing::select`]; when no healthy upstream is left,
-//! the network's leader serves; when there is not even a leader, the client
-//! gets HTTP 503 saying so. The answer is buffered whole (capped) so that a
-//! failure mid-body is still a retryable failure, not a truncated answer.
+//! A try takes a concurrency slot on its upstream (queuing by priority when
+//! the upstream is saturated), sends the body on the pooled keep-alive
+//! client within its time budget, buffers the answer whole (capped, so a
+//! failure mid-body is a failed try, not a truncated answer), checks it is
+//! a JSON-RPC answer to what was asked ([`super::validate`]) and gives the
+//! upstream's ejection state its verdict.
+//!
+//! Upstreams are tried in this order ([`next_target`]): healthy ones that
+//! this data plane has not ejected (a free slot preferred; this region's
+//! first, weighted by score), then the network's leader, then, as a last
+//! resort rather than failing outright, the ejected ones. Never twice the
+//! same within one request. How many tries, and whether two run at once,
+//! is decided by [`super::hedge`] (reads) and [`super::write`] (writes).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
-use meridian_common::chain::MethodClass;
 use meridian_common::jsonrpc;
 use meridian_common::snapshot::Role;
 use serde_json::value::RawValue;
 
-use super::reply::{Answer, ErrorReply};
-use super::retry::{MAX_TRIES, may_retry};
+use super::batch::Member;
+use super::classify::Route;
+use super::reply::ErrorReply;
+use super::validate::validate;
+use crate::balance::{Admission, Ejection, Priority, QueueError, TryKind, clock};
 use crate::error_chain::error_chain;
-use crate::routing::{RoutedNetwork, RoutedUpstream, Tried, select};
+use crate::metrics::NetworkStats;
+use crate::routing::{RoutedNetwork, RoutedUpstream, Tried, select_where};
 use crate::state::Shared;
+
+/// Everything the tries of one request share.
+#[derive(Clone)]
+pub struct Ctx {
+    pub shared: Arc<Shared>,
+    pub network: Arc<RoutedNetwork>,
+    pub priority: Priority,
+    /// End of the request's `request_timeout_ms`.
+    pub deadline: Instant,
+}
+
+impl Ctx {
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// What is sent upstream: one call, or a batch of calls of one route.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub route: Route,
+    pub body: Bytes,
+    /// The body is a JSON array.
+    pub batch: bool,
+    /// The ids of its calls in body order (`None`: a notification).
+    pub ids: Vec<Option<Box<RawValue>>>,
+}
+
+impl Job {
+    fn id_refs(&self) -> Vec<Option<&RawValue>> {
+        self.ids.iter().map(|i| i.as_deref()).collect()
+    }
+}
 
 /// Why one try failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,154 +76,248 @@ pub enum TryError {
     Connect(String),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    /// The upstream answered with a 5xx; its answer is kept in case it is
-    /// the last one.
-    #[error("answered HTTP {}", .0.status)]
-    Status(UpstreamAnswer),
+    /// An HTTP status that says the upstream cannot serve now (5xx, 429,
+    /// 403).
+    #[error("answered HTTP {0}")]
+    Status(StatusCode),
     /// Sent, but the exchange broke (reset, closed mid-body, …).
     #[error("{0}")]
     Transport(String),
     #[error("answer is over {0} bytes")]
     TooLarge(usize),
+    /// An answer that is not a JSON-RPC answer to what was asked.
+    #[error("invalid answer: {0}")]
+    Invalid(String),
+    /// No slot on the upstream (its queue is full or the wait ran out).
+    #[error("{0}")]
+    Queue(QueueError),
 }
 
-/// An upstream's HTTP answer.
+impl TryError {
+    /// Whether this failure says something about the upstream's health
+    /// (counts towards ejection). An oversized answer is the request's
+    /// doing; a full queue is this data plane's.
+    pub fn blames_upstream(&self) -> bool {
+        !matches!(self, Self::TooLarge(_) | Self::Queue(_))
+    }
+}
+
+/// An upstream's answer that passed validation.
 #[derive(Debug)]
-pub struct UpstreamAnswer {
+pub struct Validated {
     pub status: StatusCode,
     pub content_type: Option<HeaderValue>,
     pub body: Bytes,
+    /// One per call of the job (`None` for notifications).
+    pub members: Vec<Option<Member>>,
+    /// `x-handled-by` of the upstream that answered.
+    pub handled_by: HeaderValue,
 }
 
-const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+/// An upstream chosen for a try.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'n> {
+    pub upstream: &'n RoutedUpstream,
+    pub kind: TryKind,
+    /// Where it is in the network (to find it again from another task).
+    pub at: At,
+}
 
-/// Serves `body` (a request of `class`, with error id `id`) from `network`.
-pub async fn forward(
-    shared: &Shared,
-    network: &RoutedNetwork,
-    class: MethodClass,
-    body: Bytes,
-    id: Option<&RawValue>,
-) -> Result<Answer, ErrorReply> {
-    let span = tracing::Span::current();
-    let deadline =
-        Instant::now() + Duration::from_millis(u64::from(network.policy.request_timeout_ms));
-    let max_tries = network.policy.max_tries.clamp(1, MAX_TRIES);
-    let role = match class {
-        MethodClass::Write => Role::Write,
-        MethodClass::Read | MethodClass::Subscribe => Role::Read,
-    };
-    let mut tried = Tried::default();
-    let mut last: Option<(HeaderValue, TryError)> = None;
-    let mut tries = 0;
-    while tries < max_tries {
-        let Some(upstream) = next_upstream(network, role, &mut tried) else {
-            break;
-        };
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            break;
-        }
-        let budget = match class {
-            // A write gets one real try; it may not spend time on a retry.
-            MethodClass::Write => remaining,
-            _ => remaining / (max_tries - tries),
-        };
-        tries += 1;
-        span.record("upstream", upstream.id.as_str());
-        span.record("tries", tries);
-        match try_once(shared, upstream, body.clone(), budget).await {
-            Ok(answer) => {
-                return Ok(Answer {
-                    status: answer.status,
-                    content_type: answer.content_type,
-                    body: answer.body,
-                    handled_by: upstream.handled_by.clone(),
-                    tries,
-                });
-            }
-            Err(error) => {
-                let retry = may_retry(class, &error);
-                tracing::debug!(upstream = %upstream.id, %error, retry, "try failed");
-                last = Some((upstream.handled_by.clone(), error));
-                if !retry {
-                    break;
-                }
-            }
+/// Where a target lives in its network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    Upstream(usize),
+    Leader,
+}
+
+impl At {
+    /// The upstream this names in `network`.
+    pub fn resolve(self, network: &RoutedNetwork) -> Option<&RoutedUpstream> {
+        match self {
+            Self::Upstream(i) => network.upstreams.get(i),
+            Self::Leader => network.leader.as_ref(),
         }
     }
-    Err(give_up(network, last, tries, id))
 }
 
-/// The next upstream to try: a healthy one not tried yet, else the leader
-/// (once).
-fn next_upstream<'n>(
+/// Most selection rounds spent on half-open upstreams whose trial another
+/// request took first.
+const TRIAL_RACES: usize = 4;
+
+/// The next upstream for a try of `role`, or `None` when every candidate
+/// was tried. `need_room`: only an upstream with a free slot (hedges never
+/// queue).
+pub fn next_target<'n>(
     network: &'n RoutedNetwork,
     role: Role,
     tried: &mut Tried,
-) -> Option<&'n RoutedUpstream> {
+    need_room: bool,
+) -> Option<Target<'n>> {
+    let now = clock::now_ms();
     // The thread-local rng is not `Send`: use it and drop it before any await.
-    let picked = select(network, role, tried, &mut rand::rng());
-    if let Some(c) = picked {
+    let mut rng = rand::rng();
+    let admitted = |u: &RoutedUpstream| u.runtime.ejection.admission(now) != Admission::Ejected;
+    for _ in 0..TRIAL_RACES {
+        let picked = select_where(network, role, tried, &mut rng, |u| {
+            admitted(u) && u.runtime.limiter.has_room()
+        })
+        .or_else(|| {
+            (!need_room)
+                .then(|| select_where(network, role, tried, &mut rng, admitted))
+                .flatten()
+        });
+        let Some(c) = picked else { break };
         tried.insert(c.index);
-        return Some(c.upstream);
+        let kind = match c.upstream.runtime.ejection.admission(now) {
+            Admission::Open => TryKind::Normal,
+            Admission::Trial if c.upstream.runtime.ejection.claim_trial() => TryKind::Trial,
+            // Another request took the trial (or it re-ejected) meanwhile.
+            _ => continue,
+        };
+        return Some(Target {
+            upstream: c.upstream,
+            kind,
+            at: At::Upstream(c.index),
+        });
     }
-    if tried.leader {
-        return None;
+    if !tried.leader
+        && let Some(leader) = &network.leader
+        && (!need_room || leader.runtime.limiter.has_room())
+    {
+        tried.leader = true;
+        return Some(Target {
+            upstream: leader,
+            kind: TryKind::Normal,
+            at: At::Leader,
+        });
     }
-    let leader = network.leader.as_ref()?;
-    tried.leader = true;
-    Some(leader)
+    let c = select_where(network, role, tried, &mut rng, |u| {
+        u.runtime.ejection.is_ejected() && (!need_room || u.runtime.limiter.has_room())
+    })?;
+    tried.insert(c.index);
+    Some(Target {
+        upstream: c.upstream,
+        kind: TryKind::LastResort,
+        at: At::Upstream(c.index),
+    })
 }
 
-/// The reply after the last try failed (or none could be made).
-fn give_up(
-    network: &RoutedNetwork,
-    last: Option<(HeaderValue, TryError)>,
-    tries: u32,
-    id: Option<&RawValue>,
-) -> ErrorReply {
-    let Some((handled_by, error)) = last else {
-        return ErrorReply::rejected(
-            StatusCode::SERVICE_UNAVAILABLE,
-            jsonrpc::RESOURCE_UNAVAILABLE,
-            "unavailable",
-            format!(
-                "network {:?} has no healthy upstream and no leader to fall back to",
-                network.id
-            ),
-        )
-        .with_id(id);
-    };
-    let status = match &error {
-        TryError::Status(answer) => answer.status,
-        TryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        _ => StatusCode::BAD_GATEWAY,
-    };
-    let who = handled_by.to_str().unwrap_or("upstream").to_owned();
-    ErrorReply {
-        status,
-        code: jsonrpc::RESOURCE_UNAVAILABLE,
-        message: format!("upstream {who} failed after {tries} tries: {error}"),
-        id: id.map(ToOwned::to_owned),
-        rejected_by: None,
-        handled_by: Some(handled_by),
-        tries,
+/// Gives a try's verdict to its upstream's ejection state exactly once; a
+/// try dropped before its verdict (a hedge that lost, a client that left)
+/// hands a trial back.
+struct Verdict<'a> {
+    ejection: &'a Ejection,
+    kind: TryKind,
+    given: bool,
+}
+
+impl Verdict<'_> {
+    fn give(&mut self, ctx: &Ctx, upstream: &RoutedUpstream, ok: bool) {
+        self.given = true;
+        if ok {
+            self.ejection.success(self.kind);
+            return;
+        }
+        let times = ctx.shared.ejection_times;
+        let threshold = ctx.network.policy.eject_after_failures;
+        if self
+            .ejection
+            .failure(self.kind, clock::now_ms(), threshold, times)
+        {
+            tracing::warn!(
+                network = %ctx.network.id,
+                upstream = %upstream.id,
+                "upstream ejected by this data plane after consecutive failures"
+            );
+        }
     }
 }
 
-/// One try on one upstream, within `budget`.
-async fn try_once(
-    shared: &Shared,
-    upstream: &RoutedUpstream,
-    body: Bytes,
+impl Drop for Verdict<'_> {
+    fn drop(&mut self) {
+        if !self.given {
+            self.ejection.abandon(self.kind);
+        }
+    }
+}
+
+/// The result of one try, with how long it queued.
+pub struct TryOutcome {
+    pub result: Result<Validated, TryError>,
+    pub queue_wait: Duration,
+}
+
+/// One try of `job` on `target`, taking at most `budget` once it has a
+/// slot. `hedge`: take a slot only if one is free now.
+pub async fn attempt(
+    ctx: &Ctx,
+    target: Target<'_>,
+    job: &Job,
     budget: Duration,
-) -> Result<UpstreamAnswer, TryError> {
+    hedge: bool,
+) -> TryOutcome {
+    let upstream = target.upstream;
+    let mut verdict = Verdict {
+        ejection: &upstream.runtime.ejection,
+        kind: target.kind,
+        given: false,
+    };
+    let limiter = &upstream.runtime.limiter;
+    let (permit, queue_wait) = if hedge {
+        match limiter.try_acquire() {
+            Some(p) => (p, Duration::ZERO),
+            None => {
+                let e = QueueError::Timeout(Duration::ZERO);
+                return TryOutcome {
+                    result: Err(TryError::Queue(e)),
+                    queue_wait: Duration::ZERO,
+                };
+            }
+        }
+    } else {
+        let policy = &ctx.network.policy;
+        let wait = Duration::from_millis(u64::from(policy.max_queue_wait_ms)).min(ctx.remaining());
+        match limiter.acquire(ctx.priority, policy.max_queue, wait).await {
+            Ok(acquired) => acquired,
+            Err(e) => {
+                NetworkStats::bump(&ctx.network.stats.queue_rejected);
+                return TryOutcome {
+                    result: Err(TryError::Queue(e)),
+                    queue_wait: wait,
+                };
+            }
+        }
+    };
+    if !queue_wait.is_zero() {
+        ctx.network
+            .stats
+            .queue_wait
+            .observe_us(u64::try_from(queue_wait.as_micros()).unwrap_or(u64::MAX));
+    }
+    let budget = budget.min(ctx.remaining());
+    let result = exchange(ctx, upstream, job, budget).await;
+    drop(permit);
+    match &result {
+        Ok(_) => verdict.give(ctx, upstream, true),
+        Err(e) if e.blames_upstream() => verdict.give(ctx, upstream, false),
+        Err(_) => {}
+    }
+    TryOutcome { result, queue_wait }
+}
+
+async fn exchange(
+    ctx: &Ctx,
+    upstream: &RoutedUpstream,
+    job: &Job,
+    budget: Duration,
+) -> Result<Validated, TryError> {
+    const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+    let shared = &ctx.shared;
     let request = Request::builder()
         .method(Method::POST)
         .uri(upstream.uri.clone())
         .header(header::CONTENT_TYPE, APPLICATION_JSON)
-        .body(Full::new(body))
+        .body(Full::new(job.body.clone()))
         .map_err(|e| TryError::Connect(format!("cannot build the request: {e}")))?;
     let started = Instant::now();
     let exchange = async {
@@ -201,24 +337,74 @@ async fn try_once(
                 if e.is::<LengthLimitError>() {
                     TryError::TooLarge(shared.max_response_bytes)
                 } else {
-                    TryError::Transport(format!("answer broke off: {e}"))
+                    TryError::Transport(format!("answer broke off: {}", error_chain(&*e)))
                 }
             })?
             .to_bytes();
-        Ok(UpstreamAnswer {
-            status: parts.status,
-            content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
-            body,
-        })
+        Ok((parts, body))
     };
-    let answer = tokio::time::timeout(budget, exchange)
+    let (parts, body) = tokio::time::timeout(budget, exchange)
         .await
         .unwrap_or(Err(TryError::Timeout(budget)))?;
-    upstream
-        .latency
-        .observe_us(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
-    if answer.status.is_server_error() {
-        return Err(TryError::Status(answer));
+    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    upstream.latency.observe_us(us);
+    upstream.runtime.quantiles.observe_us(us);
+    let status = parts.status;
+    if status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::FORBIDDEN
+    {
+        return Err(TryError::Status(status));
     }
-    Ok(answer)
+    let members = validate(&body, job.batch, &job.id_refs()).map_err(TryError::Invalid)?;
+    Ok(Validated {
+        status,
+        content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
+        body,
+        members,
+        handled_by: upstream.handled_by.clone(),
+    })
+}
+
+/// The reply after the last try failed (or none could be made).
+pub fn give_up(
+    network: &RoutedNetwork,
+    last: Option<(HeaderValue, TryError)>,
+    tries: u32,
+) -> ErrorReply {
+    let Some((handled_by, error)) = last else {
+        return ErrorReply::rejected(
+            StatusCode::SERVICE_UNAVAILABLE,
+            jsonrpc::RESOURCE_UNAVAILABLE,
+            "unavailable",
+            format!(
+                "network {:?} has no upstream for this call and no leader to fall back to",
+                network.id
+            ),
+        );
+    };
+    if let TryError::Queue(e) = &error {
+        let mut reply = ErrorReply::rejected(
+            StatusCode::SERVICE_UNAVAILABLE,
+            jsonrpc::LIMIT_EXCEEDED,
+            "queue",
+            format!("upstreams of network {:?} are saturated: {e}", network.id),
+        );
+        reply.tries = tries;
+        return reply;
+    }
+    let status = match &error {
+        TryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    let who = handled_by.to_str().unwrap_or("upstream").to_owned();
+    ErrorReply {
+        status,
+        code: jsonrpc::RESOURCE_UNAVAILABLE,
+        message: format!("upstream {who} failed after {tries} tries: {error}"),
+        id: None,
+        rejected_by: None,
+        handled_by: Some(handled_by),
+        tries,
+    }
 }

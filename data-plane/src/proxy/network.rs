@@ -1,6 +1,7 @@
 //! Phase: which network a request is for, and whether it is a request at all.
 //!
-//! Clients POST to `/<network-id>` (one trailing slash tolerated). An unknown
+//! Clients POST to `/<network-id>` (one trailing slash tolerated), or to
+//! `/<network-id>/archive` to send every read to archive upstreams. An unknown
 //! network is HTTP 404, any other HTTP method HTTP 405 (with `allow: POST`),
 //! and before the first snapshot is loaded every request is HTTP 503: the
 //! data plane cannot know any network yet.
@@ -16,11 +17,14 @@ use crate::routing::{RoutedNetwork, RoutingTable};
 /// Longest network id quoted back in an error message.
 const MAX_QUOTED: usize = 128;
 
-/// The network addressed by `path`.
+/// Path suffix that sends reads to archive upstreams.
+pub const ARCHIVE_SUFFIX: &str = "/archive";
+
+/// The network addressed by `path`, and whether the archive path was used.
 pub fn resolve<'t>(
     table: &'t RoutingTable,
     path: &str,
-) -> Result<&'t Arc<RoutedNetwork>, ErrorReply> {
+) -> Result<(&'t Arc<RoutedNetwork>, bool), ErrorReply> {
     if !table.is_loaded() {
         return Err(ErrorReply::rejected(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -31,7 +35,11 @@ pub fn resolve<'t>(
     }
     let id = path.strip_prefix('/').unwrap_or(path);
     let id = id.strip_suffix('/').unwrap_or(id);
-    table.network(id).ok_or_else(|| {
+    let (id, archive) = match id.strip_suffix(ARCHIVE_SUFFIX) {
+        Some(id) => (id, true),
+        None => (id, false),
+    };
+    table.network(id).map(|n| (n, archive)).ok_or_else(|| {
         let quoted: String = id.chars().take(MAX_QUOTED).collect();
         ErrorReply::rejected(
             StatusCode::NOT_FOUND,
@@ -81,12 +89,16 @@ mod tests {
     #[test]
     fn finds_networks_by_path() {
         let t = table();
-        assert_eq!(resolve(&t, "/eth").unwrap().id, "eth");
-        assert_eq!(resolve(&t, "/eth/").unwrap().id, "eth");
+        assert_eq!(resolve(&t, "/eth").unwrap().0.id, "eth");
+        assert!(!resolve(&t, "/eth/").unwrap().1);
+        let (n, archive) = resolve(&t, "/eth/archive").unwrap();
+        assert_eq!((n.id.as_str(), archive), ("eth", true));
+        assert!(resolve(&t, "/eth/archive/").unwrap().1);
         let e = resolve(&t, "/btc").unwrap_err();
         assert_eq!(e.status, StatusCode::NOT_FOUND);
         assert_eq!(e.rejected_by, Some("network"));
-        assert!(resolve(&t, "/eth/archive").is_err());
+        assert!(resolve(&t, "/eth/pruned").is_err());
+        assert!(resolve(&t, "/archive").is_err());
         assert!(resolve(&t, "/").is_err());
     }
 

@@ -1,21 +1,31 @@
 //! Phase: reading the JSON-RPC request, only as far as routing needs.
 //!
-//! What routing needs is each call's method (to classify it and count it)
-//! and id (to echo in Meridian's own errors); `params` are skipped without
-//! being built. Strings are borrowed from the body where they have no
-//! escapes, and ids are kept as raw JSON text, so they come back byte for
-//! byte. The body itself is forwarded unchanged.
+//! What routing needs is each call's method (to classify it, check the
+//! method policy and count it), its id (to echo), its params (only to find
+//! the block a read names), and its own JSON text (to forward it alone when
+//! a batch is split). Strings are borrowed from the body where they have no
+//! escapes, ids and params are kept as raw JSON text, so ids come back byte
+//! for byte. A single call's body is forwarded unchanged.
 //!
-//! Refusals (all with `x-rejected-by: json`, none reaches an upstream):
-//! - not JSON at all → -32700, **HTTP 400**: the body is not JSON-RPC, so an
-//!   HTTP client error is the honest status, and clients that only look at
-//!   the status still see the failure;
-//! - JSON that is not a request (not an object, no string `method`,
-//!   `jsonrpc` not "2.0") or an empty batch → -32600, HTTP 400. A batch is
-//!   refused whole if any element is invalid; per-element answers arrive
-//!   with the batch splitter;
+//! Refusals of the whole request (all with `x-rejected-by: json`, none
+//! reaches an upstream):
+//! - not JSON at all (including a batch that is not valid JSON) → -32700,
+//!   **HTTP 400**, `id: null`;
+//! - a single call that is not a request object → -32600, HTTP 400, its id
+//!   when it could be read, else `null`;
+//! - an empty batch `[]` → one -32600 error with `id: null`, HTTP 400;
 //! - a batch longer than the network's `max_batch` → -32005, HTTP 413,
 //!   `x-rejected-by: batch`.
+//!
+//! Inside a batch, an element that is not a request (`1`, `{"foo":"boo"}`)
+//! is not fatal: it becomes an [`Element::Invalid`] answered with its own
+//! -32600 entry while the other elements are served.
+//!
+//! A request object is: an object with `"jsonrpc": "2.0"`, a string
+//! `method`, an optional `id` that is a string, a number or `null` (absent:
+//! a notification; `null` is an id), and optional `params` that is an
+//! array or an object (`null` is tolerated because widespread EVM client
+//! libraries send it).
 
 use std::borrow::Cow;
 
@@ -34,22 +44,72 @@ pub struct Call<'a> {
     /// Raw JSON of the id; `None` for a notification (no `id` member).
     /// `"id": null` is `Some("null")`, not a notification.
     pub id: Option<&'a RawValue>,
+    /// Raw JSON of the params, if any.
+    pub params: Option<&'a RawValue>,
+    /// The call's own JSON text, exactly as sent.
+    pub raw: &'a str,
+}
+
+impl Call<'_> {
+    /// A notification expects no answer.
+    pub fn is_notification(&self) -> bool {
+        self.id.is_none()
+    }
+}
+
+/// A batch element that is not a valid request.
+#[derive(Debug)]
+pub struct Invalid<'a> {
+    /// Its id, when it could be read and is a valid id.
+    pub id: Option<&'a RawValue>,
+    pub message: String,
+}
+
+/// One element of a batch.
+#[derive(Debug)]
+pub enum Element<'a> {
+    Call(Call<'a>),
+    Invalid(Invalid<'a>),
+}
+
+impl<'a> Element<'a> {
+    /// The call, when the element is one.
+    pub fn call(&self) -> Option<&Call<'a>> {
+        match self {
+            Self::Call(c) => Some(c),
+            Self::Invalid(_) => None,
+        }
+    }
 }
 
 /// A request: one call or a batch.
 #[derive(Debug)]
 pub enum Parsed<'a> {
     Single(Call<'a>),
-    Batch(Vec<Call<'a>>),
+    Batch(Vec<Element<'a>>),
 }
 
 impl<'a> Parsed<'a> {
-    /// Every call, in request order.
-    pub fn calls(&self) -> &[Call<'a>] {
+    /// Every valid call, in request order.
+    pub fn calls(&self) -> impl Iterator<Item = &Call<'a>> {
+        let (single, batch) = match self {
+            Self::Single(call) => (Some(call), None),
+            Self::Batch(elements) => (None, Some(elements.iter().filter_map(Element::call))),
+        };
+        single.into_iter().chain(batch.into_iter().flatten())
+    }
+
+    /// Elements of the request (1 for a single call).
+    pub fn len(&self) -> usize {
         match self {
-            Self::Single(call) => std::slice::from_ref(call),
-            Self::Batch(calls) => calls,
+            Self::Single(_) => 1,
+            Self::Batch(elements) => elements.len(),
         }
+    }
+
+    /// Never true: an empty batch is refused by [`parse`].
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The id to echo in an error about the whole request: a single call's
@@ -73,13 +133,15 @@ impl<'a> Parsed<'a> {
 #[derive(Deserialize)]
 struct WireCall<'a> {
     #[serde(borrow, default)]
-    jsonrpc: Option<Cow<'a, str>>,
+    jsonrpc: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    method: Option<Cow<'a, str>>,
+    method: Option<&'a RawValue>,
     // Not `Option<&RawValue>` alone: serde would read `null` as `None` and
     // turn `"id": null` into a notification.
     #[serde(borrow, default, deserialize_with = "present")]
     id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
@@ -106,32 +168,80 @@ pub fn parse(body: &[u8], max_batch: u32) -> Result<Parsed<'_>, ErrorReply> {
                 ),
             ));
         }
-        let mut calls = Vec::with_capacity(elements.len());
-        for (i, element) in elements.into_iter().enumerate() {
-            let call = call(element.get()).map_err(|e| {
-                let mut e = e;
-                e.message = format!("batch element {i}: {}", e.message);
-                e
-            })?;
-            calls.push(call);
-        }
-        Ok(Parsed::Batch(calls))
+        let elements = elements
+            .into_iter()
+            .enumerate()
+            .map(|(i, element)| match call(element.get()) {
+                Ok(call) => Element::Call(call),
+                Err(e) => Element::Invalid(Invalid {
+                    id: e.id,
+                    message: format!("batch element {i}: {}", e.message),
+                }),
+            })
+            .collect();
+        Ok(Parsed::Batch(elements))
     } else {
-        call(text).map(Parsed::Single)
+        let single = serde_json::from_str::<&RawValue>(text).map_err(|e| refusal(&e))?;
+        call(single.get())
+            .map(Parsed::Single)
+            .map_err(|e| invalid(&e.message).with_id(e.id))
     }
 }
 
-fn call(text: &str) -> Result<Call<'_>, ErrorReply> {
-    let wire: WireCall<'_> = serde_json::from_str(text).map_err(|e| refusal(&e))?;
-    let id = wire.id;
-    let fail = |msg: &str| invalid(msg).with_id(id);
-    match wire.jsonrpc.as_deref() {
-        Some("2.0") => {}
+/// Why one call is not a request, and its id when readable.
+struct NotACall<'a> {
+    id: Option<&'a RawValue>,
+    message: String,
+}
+
+fn call(text: &str) -> Result<Call<'_>, NotACall<'_>> {
+    let wire: WireCall<'_> = serde_json::from_str(text).map_err(|e| NotACall {
+        id: None,
+        message: format!("not a JSON-RPC request: {e}"),
+    })?;
+    // An id that is not a string, number or null cannot be echoed.
+    let id = wire.id.filter(|id| valid_id(id));
+    let fail = |message: &str| NotACall {
+        id,
+        message: message.to_owned(),
+    };
+    if wire.id.is_some() && id.is_none() {
+        return Err(fail("\"id\" must be a string, a number or null"));
+    }
+    match wire
+        .jsonrpc
+        .map(|v| serde_json::from_str::<Cow<'_, str>>(v.get()))
+    {
+        Some(Ok(v)) if v == "2.0" => {}
         Some(_) => return Err(fail("\"jsonrpc\" must be \"2.0\"")),
         None => return Err(fail("missing \"jsonrpc\": \"2.0\"")),
     }
-    let method = wire.method.ok_or_else(|| fail("missing \"method\""))?;
-    Ok(Call { method, id })
+    let method = match wire
+        .method
+        .map(|m| serde_json::from_str::<Cow<'_, str>>(m.get()))
+    {
+        Some(Ok(method)) => method,
+        Some(Err(_)) => return Err(fail("\"method\" must be a string")),
+        None => return Err(fail("missing \"method\"")),
+    };
+    if let Some(params) = wire.params
+        && !matches!(params.get().as_bytes().first(), Some(b'[' | b'{' | b'n'))
+    {
+        return Err(fail("\"params\" must be an array or an object"));
+    }
+    Ok(Call {
+        method,
+        id,
+        params: wire.params,
+        raw: text,
+    })
+}
+
+fn valid_id(id: &RawValue) -> bool {
+    matches!(
+        id.get().as_bytes().first(),
+        Some(b'"' | b'-' | b'0'..=b'9' | b'n')
+    )
 }
 
 /// A serde error as -32700 (not JSON) or -32600 (JSON, but not a request).
@@ -163,7 +273,6 @@ mod tests {
         parse(body.as_bytes(), 100)
             .unwrap()
             .calls()
-            .iter()
             .map(|c| (c.method.to_string(), c.id.map(|id| id.get().to_owned())))
             .collect()
     }
@@ -231,7 +340,9 @@ mod tests {
             r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#,
             r#"{"id":1,"method":"x"}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
-            r#"[{"jsonrpc":"2.0","id":1,"method":"x"}, 1]"#,
+            r#"{"jsonrpc":"2.0","id":[1],"method":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":"bar"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","jsonrpc":"2.0"}"#,
         ] {
             let e = err(body);
             assert_eq!(e.code, jsonrpc::INVALID_REQUEST, "{body:?}: {}", e.message);
@@ -240,6 +351,44 @@ mod tests {
         // The id is echoed when it could be read.
         let e = err(r#"{"jsonrpc":"2.0","id":"x-1"}"#);
         assert_eq!(e.id.unwrap().get(), r#""x-1""#);
+        // … and only then.
+        assert!(
+            err(r#"{"jsonrpc":"2.0","id":{"a":1},"method":"x"}"#)
+                .id
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn invalid_batch_elements_are_answered_alone() {
+        let Parsed::Batch(elements) = parse(
+            br#"[{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}, 1, {"foo":"boo"}, {"jsonrpc":"2.0","id":"q"}]"#,
+            10,
+        )
+        .unwrap() else {
+            panic!("a batch")
+        };
+        let call = elements[0].call().unwrap();
+        assert_eq!(
+            call.raw,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#
+        );
+        assert_eq!(call.params.unwrap().get(), "[1]");
+        for e in &elements[1..3] {
+            assert!(
+                matches!(e, Element::Invalid(Invalid { id: None, .. })),
+                "{e:?}"
+            );
+        }
+        let Element::Invalid(i) = &elements[3] else {
+            panic!()
+        };
+        assert_eq!(i.id.unwrap().get(), r#""q""#);
+        assert!(
+            i.message.starts_with("batch element 3: missing"),
+            "{}",
+            i.message
+        );
     }
 
     #[test]

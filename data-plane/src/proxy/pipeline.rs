@@ -2,10 +2,13 @@
 //!
 //! The routing table is loaded once, lock free, and held for the whole
 //! request. One `request` span per request carries network, method,
-//! upstream and tries (recorded as they become known); counters are bumped
-//! once the status is known, one per call (batch elements count one each).
+//! upstream and tries (recorded as they become known); one access log line
+//! ([`super::access_log`]) is written when the response is ready; counters
+//! are bumped once the status is known, one per call (batch elements count
+//! one each).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -14,8 +17,13 @@ use meridian_common::serve::Body;
 use tracing::Instrument as _;
 use tracing::field::Empty;
 
+use super::access_log::AccessLog;
+use super::dispatch::{self, Served};
+use super::forward::Ctx;
+use super::headers::{X_HANDLED_BY, X_MERIDIAN_TRIES, X_REJECTED_BY};
 use super::reply::ErrorReply;
-use super::{classify, forward, limits, network, parse, respond};
+use super::{limits, network, parse, respond};
+use crate::balance::Priority;
 use crate::routing::RoutedNetwork;
 use crate::state::Shared;
 
@@ -25,7 +33,10 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let started = Instant::now();
     let request_id = shared.request_ids.resolve(request.headers());
+    let priority = Priority::from_headers(request.headers());
+    let mut log = AccessLog::new(started, request_id.to_str().unwrap_or_default(), priority);
     let span = tracing::info_span!(
         "request",
         request_id = request_id.to_str().unwrap_or_default(),
@@ -37,37 +48,67 @@ where
     );
     let table = shared.table.load_full();
     async move {
-        let network = match network::resolve(&table, request.uri().path()) {
-            Ok(network) => network.clone(),
+        let response = match network::resolve(&table, request.uri().path()) {
+            Ok((network, archive)) => {
+                log.network.clone_from(&network.id);
+                tracing::Span::current().record("network", network.id.as_str());
+                let ctx = Ctx {
+                    deadline: started
+                        + Duration::from_millis(u64::from(network.policy.request_timeout_ms)),
+                    shared: shared.clone(),
+                    network: network.clone(),
+                    priority,
+                };
+                serve_network(&ctx, archive, request, request_id, &mut log).await
+            }
             Err(reply) => {
                 let requests = &shared.metrics.unrouted;
                 requests.record(requests.other(), reply.status);
-                return finish(respond::error(reply, request_id));
+                respond::error(reply, request_id)
             }
         };
-        tracing::Span::current().record("network", network.id.as_str());
-        finish(serve_network(&shared, &network, request, request_id).await)
+        finish(response, &mut log)
     }
     .instrument(span)
     .await
 }
 
-fn finish(response: Response<Body>) -> Response<Body> {
-    tracing::Span::current().record("status", response.status().as_u16());
+fn finish(response: Response<Body>, log: &mut AccessLog) -> Response<Body> {
+    let span = tracing::Span::current();
+    span.record("status", response.status().as_u16());
+    log.status = response.status();
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v: &http::HeaderValue| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    log.upstream = header(X_HANDLED_BY);
+    log.rejected_by = header(X_REJECTED_BY);
+    log.tries = header(X_MERIDIAN_TRIES).parse().unwrap_or(0);
+    span.record("upstream", log.upstream.as_str());
+    span.record("tries", log.tries);
+    log.response_bytes =
+        usize::try_from(response.body().size_hint().exact().unwrap_or(0)).unwrap_or(usize::MAX);
+    log.emit();
     response
 }
 
 /// The phases after the network is known.
 async fn serve_network<B>(
-    shared: &Shared,
-    network: &RoutedNetwork,
+    ctx: &Ctx,
+    archive: bool,
     request: Request<B>,
     request_id: http::HeaderValue,
+    log: &mut AccessLog,
 ) -> Response<Body>
 where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let network: &RoutedNetwork = &ctx.network;
     let refuse = |reply: ErrorReply, request_id| {
         network
             .requests
@@ -82,14 +123,23 @@ where
         Ok(body) => body,
         Err(reply) => return refuse(reply, request_id),
     };
+    log.request_bytes = body.len();
     let parsed = match parse::parse(&body, network.policy.max_batch) {
         Ok(parsed) => parsed,
         Err(reply) => return refuse(reply, request_id),
     };
     tracing::Span::current().record("method", parsed.label());
-    let class = classify::request_class(network.chain, &parsed);
+    log.method.push_str(parsed.label());
+    log.batch_size = parsed.len();
 
-    let response = match forward::forward(shared, network, class, body.clone(), parsed.id()).await {
+    let Served {
+        reply,
+        hedged,
+        queue_wait,
+    } = dispatch::serve(ctx, &parsed, &body, archive).await;
+    log.hedged = hedged;
+    log.queue_wait = queue_wait;
+    let response = match reply {
         Ok(answer) => respond::answer(answer, request_id),
         Err(reply) => respond::error(reply, request_id),
     };
@@ -97,6 +147,13 @@ where
         network
             .requests
             .record(network.requests.slot(&call.method), response.status());
+    }
+    if let parse::Parsed::Batch(elements) = &parsed {
+        for _ in elements.iter().filter(|e| e.call().is_none()) {
+            network
+                .requests
+                .record(network.requests.other(), response.status());
+        }
     }
     response
 }

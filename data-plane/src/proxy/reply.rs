@@ -5,17 +5,20 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use serde_json::value::RawValue;
 
-/// An upstream's answer, passed to the client unchanged (never
-/// re-serialised, so ids come back byte for byte).
+/// An answer body for the client: an upstream's (passed unchanged when it
+/// already carries the client's id bytes) or one reassembled from a split
+/// batch. An empty body with HTTP 204 answers notifications.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: StatusCode,
     pub content_type: Option<HeaderValue>,
     pub body: Bytes,
-    /// `x-handled-by` of the upstream that answered.
+    /// `x-handled-by`: the upstream(s) that answered.
     pub handled_by: HeaderValue,
-    /// Tries it took, counting this one.
+    /// Upstream tries it took (hedges included).
     pub tries: u32,
+    /// `x-rejected-by` when Meridian refused part of a batch itself.
+    pub rejected_by: Option<HeaderValue>,
 }
 
 /// A request Meridian answers itself with a JSON-RPC error.

@@ -1,9 +1,11 @@
 //! Phase: the response, with Meridian's headers.
 //!
-//! Every response carries `x-request-id` and `x-handled-by` (the upstream,
-//! `leader`, or `meridian` when Meridian answered itself);
-//! `x-meridian-tries` once an upstream was tried; `x-rejected-by` on
-//! Meridian's own refusals. Upstream bodies pass through untouched.
+//! Every response carries `x-request-id`, `x-handled-by` (the upstream,
+//! `leader`, several comma-separated for a split batch, or `meridian` when
+//! Meridian answered itself) and `x-meridian-tries` (upstream tries, 0 when
+//! none); `x-rejected-by` on Meridian's own refusals (for a batch: the
+//! checks that refused some of its elements). Upstream bodies pass through
+//! untouched.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
@@ -20,13 +22,19 @@ const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json
 
 /// The client response for an upstream's answer.
 pub fn answer(answer: Answer, request_id: HeaderValue) -> Response<Body> {
+    let empty = answer.body.is_empty();
     let mut response = Response::new(Full::new(answer.body).boxed());
     *response.status_mut() = answer.status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        answer.content_type.unwrap_or(APPLICATION_JSON),
-    );
+    if !empty {
+        headers.insert(
+            header::CONTENT_TYPE,
+            answer.content_type.unwrap_or(APPLICATION_JSON),
+        );
+    }
+    if let Some(by) = answer.rejected_by {
+        headers.insert(X_REJECTED_BY, by);
+    }
     common_headers(headers, request_id, answer.handled_by, answer.tries);
     response
 }
@@ -61,9 +69,7 @@ fn common_headers(
 ) {
     headers.insert(X_REQUEST_ID, request_id);
     headers.insert(X_HANDLED_BY, handled_by);
-    if tries > 0 {
-        headers.insert(X_MERIDIAN_TRIES, HeaderValue::from(tries));
-    }
+    headers.insert(X_MERIDIAN_TRIES, HeaderValue::from(tries));
 }
 
 #[cfg(test)]
@@ -87,7 +93,7 @@ mod tests {
         assert_eq!(r.headers()[X_REJECTED_BY], "network");
         assert_eq!(r.headers()[X_REQUEST_ID], "rid");
         assert_eq!(r.headers()[X_HANDLED_BY], "meridian");
-        assert!(r.headers().get(X_MERIDIAN_TRIES).is_none());
+        assert_eq!(r.headers()[X_MERIDIAN_TRIES], "0");
         let body = r.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(
             body,
@@ -104,6 +110,7 @@ mod tests {
                 body: Bytes::from_static(b"{}"),
                 handled_by: HeaderValue::from_static("a"),
                 tries: 2,
+                rejected_by: None,
             },
             HeaderValue::from_static("rid"),
         );

@@ -1,0 +1,81 @@
+//! Phase: the one structured log line per request.
+//!
+//! Emitted as a `tracing` event at target `meridian::access`, so the JSON
+//! log format (`--log-format json`) writes it as one JSON object per line,
+//! and operators can filter it alone (`RUST_LOG=meridian::access=info`).
+
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+
+use crate::balance::Priority;
+
+/// The `tracing` target of access log lines.
+pub const TARGET: &str = "meridian::access";
+
+/// The fields of one request's log line, filled in as phases learn them.
+#[derive(Debug)]
+pub struct AccessLog {
+    pub started: Instant,
+    pub request_id: String,
+    pub network: String,
+    /// The method of a single call, `batch` for a batch, empty before parsing.
+    pub method: String,
+    /// Elements of a batch (1 for a single call, 0 before parsing).
+    pub batch_size: usize,
+    pub priority: Priority,
+    pub request_bytes: usize,
+    pub response_bytes: usize,
+    pub status: StatusCode,
+    /// `x-handled-by`.
+    pub upstream: String,
+    /// `x-rejected-by`, empty when nothing was refused.
+    pub rejected_by: String,
+    pub tries: u32,
+    pub hedged: bool,
+    pub queue_wait: Duration,
+}
+
+impl AccessLog {
+    /// A line for a request that arrived at `started`.
+    pub fn new(started: Instant, request_id: &str, priority: Priority) -> Self {
+        Self {
+            started,
+            request_id: request_id.to_owned(),
+            network: String::new(),
+            method: String::new(),
+            batch_size: 0,
+            priority,
+            request_bytes: 0,
+            response_bytes: 0,
+            status: StatusCode::OK,
+            upstream: String::new(),
+            rejected_by: String::new(),
+            tries: 0,
+            hedged: false,
+            queue_wait: Duration::ZERO,
+        }
+    }
+
+    /// Writes the line.
+    pub fn emit(&self) {
+        tracing::info!(
+            target: TARGET,
+            request_id = %self.request_id,
+            network = %self.network,
+            method = %self.method,
+            batch_size = self.batch_size,
+            status = self.status.as_u16(),
+            duration_ms = self.started.elapsed().as_secs_f64() * 1e3,
+            upstream = %self.upstream,
+            rejected_by = %self.rejected_by,
+            tries = self.tries,
+            hedged = self.hedged,
+            queue_wait_ms = self.queue_wait.as_secs_f64() * 1e3,
+            priority = self.priority.as_str(),
+            request_bytes = self.request_bytes,
+            response_bytes = self.response_bytes,
+            "request"
+        );
+    }
+}
