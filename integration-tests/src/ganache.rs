@@ -55,9 +55,13 @@ fn io(what: &str, path: &Path, e: &std::io::Error) -> GanacheError {
 
 /// The workspace's target directory (honours `CARGO_TARGET_DIR`).
 pub fn target_dir() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        // Cargo resolves a relative CARGO_TARGET_DIR against the directory it
+        // was run from, normally the workspace root; tests run in the crate
+        // directory, so resolve it against the workspace explicitly.
+        Some(dir) if !dir.is_empty() => workspace.join(dir),
+        _ => workspace.join("target"),
     }
 }
 
