@@ -38,6 +38,75 @@ pub fn render(metrics: &Metrics, table: &RoutingTable, now_ms: u64) -> String {
         }
     }
 
+    let stats: Vec<(&str, &super::NetworkStats)> = networks
+        .iter()
+        .map(|n| (n.id.as_str(), &*n.stats))
+        .collect();
+    super::NetworkStats::render(&stats, &mut out);
+
+    out.family(
+        "meridian_upstream_ejections_total",
+        "counter",
+        "Times this data plane ejected the upstream after consecutive failures (local only).",
+    );
+    for n in &networks {
+        for u in &n.upstreams {
+            out.sample(
+                "meridian_upstream_ejections_total",
+                &[("network", &n.id), ("upstream", &u.id)],
+                u.runtime.ejection.total(),
+            );
+        }
+    }
+    out.family(
+        "meridian_upstream_ejected",
+        "gauge",
+        "1 while this data plane has the upstream ejected (cooling down or on trial).",
+    );
+    for n in &networks {
+        for u in &n.upstreams {
+            out.sample(
+                "meridian_upstream_ejected",
+                &[("network", &n.id), ("upstream", &u.id)],
+                u8::from(u.runtime.ejection.is_ejected()),
+            );
+        }
+    }
+    out.family(
+        "meridian_upstream_in_flight",
+        "gauge",
+        "Tries in flight to the upstream (bounded by max_concurrency).",
+    );
+    for n in &networks {
+        for u in n.upstreams.iter().chain(n.leader.as_ref()) {
+            out.sample(
+                "meridian_upstream_in_flight",
+                &[("network", &n.id), ("upstream", &u.id)],
+                u.runtime.limiter.in_flight(),
+            );
+        }
+    }
+    out.family(
+        "meridian_queue_depth",
+        "gauge",
+        "Requests waiting for a slot on the upstream, by priority class.",
+    );
+    for n in &networks {
+        for u in n.upstreams.iter().chain(n.leader.as_ref()) {
+            for class in crate::balance::Priority::ALL {
+                out.sample(
+                    "meridian_queue_depth",
+                    &[
+                        ("network", &n.id),
+                        ("upstream", &u.id),
+                        ("priority", class.as_str()),
+                    ],
+                    u.runtime.limiter.depth(class),
+                );
+            }
+        }
+    }
+
     let version = table.meta.version;
     out.family(
         "meridian_snapshot_version_epoch",
