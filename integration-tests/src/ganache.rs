@@ -276,6 +276,7 @@ impl Ganache {
         format!("http://{}", self.addr)
     }
 
+    /// The address ganache listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

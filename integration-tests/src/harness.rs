@@ -31,9 +31,13 @@ pub const SETTLE: Duration = Duration::from_secs(15);
 /// One `[[networks.upstreams]]` entry.
 #[derive(Debug, Clone)]
 pub struct UpstreamSpec {
+    /// Unique within its network; what `x-handled-by` shows.
     pub id: String,
+    /// The node's JSON-RPC URL.
     pub url: String,
+    /// Region the node is in; data planes of that region prefer it.
     pub region: String,
+    /// Relative share of traffic (>= 1).
     pub weight: u32,
 }
 
@@ -41,19 +45,30 @@ pub struct UpstreamSpec {
 /// 100 ms, `healthy_after = 1`, `unhealthy_after = 2`, `max_lag_blocks = 10`.
 #[derive(Debug, Clone)]
 pub struct NetworkSpec {
+    /// The URL path segment clients use.
     pub id: String,
+    /// Expected chain id; unset lets the control plane learn it.
     pub chain_id: Option<u64>,
+    /// Reference and fallback node URL.
     pub leader: Option<String>,
+    /// Time between probe rounds.
     pub probe_interval_ms: u64,
+    /// Deadline of one probe; unset: the control plane's default.
     pub probe_timeout_ms: Option<u64>,
+    /// More blocks behind than this is lagging.
     pub max_lag_blocks: u64,
+    /// Consecutive passing probes before an upstream takes traffic.
     pub healthy_after: u32,
+    /// Consecutive failing probes before an upstream leaves rotation.
     pub unhealthy_after: u32,
+    /// Body limit data planes enforce; unset: their default (1 MiB).
     pub max_body_bytes: Option<u64>,
+    /// The `[[networks.upstreams]]` entries.
     pub upstreams: Vec<UpstreamSpec>,
 }
 
 impl NetworkSpec {
+    /// A network `id` with the test defaults and no upstreams.
     pub fn new(id: &str) -> Self {
         Self {
             id: id.to_owned(),
@@ -80,41 +95,49 @@ impl NetworkSpec {
         self
     }
 
+    /// Sets the expected chain id.
     pub fn chain_id(mut self, chain_id: u64) -> Self {
         self.chain_id = Some(chain_id);
         self
     }
 
+    /// Sets the leader URL.
     pub fn leader(mut self, url: &str) -> Self {
         self.leader = Some(url.to_owned());
         self
     }
 
+    /// Sets the time between probe rounds.
     pub fn probe_interval_ms(mut self, ms: u64) -> Self {
         self.probe_interval_ms = ms;
         self
     }
 
+    /// Sets the deadline of one probe.
     pub fn probe_timeout_ms(mut self, ms: u64) -> Self {
         self.probe_timeout_ms = Some(ms);
         self
     }
 
+    /// Sets the lag beyond which an upstream is lagging.
     pub fn max_lag_blocks(mut self, blocks: u64) -> Self {
         self.max_lag_blocks = blocks;
         self
     }
 
+    /// Sets the passing probes needed to take traffic.
     pub fn healthy_after(mut self, n: u32) -> Self {
         self.healthy_after = n;
         self
     }
 
+    /// Sets the failing probes needed to leave rotation.
     pub fn unhealthy_after(mut self, n: u32) -> Self {
         self.unhealthy_after = n;
         self
     }
 
+    /// Sets the data planes' body limit for this network.
     pub fn max_body_bytes(mut self, bytes: u64) -> Self {
         self.max_body_bytes = Some(bytes);
         self

@@ -61,7 +61,9 @@ pub enum Fault {
 #[derive(Debug, thiserror::Error)]
 #[error("mock EVM node cannot listen on {addr}: {source}")]
 pub struct MockStartError {
+    /// The address that could not be bound.
     pub addr: SocketAddr,
+    /// Why.
     #[source]
     pub source: std::io::Error,
 }
@@ -181,6 +183,7 @@ impl MockEvmNode {
         self.shared.height.load(Ordering::SeqCst)
     }
 
+    /// Sets the height `eth_blockNumber` reports.
     pub fn set_height(&self, height: u64) {
         self.shared.height.store(height, Ordering::SeqCst);
     }
@@ -209,10 +212,12 @@ impl MockEvmNode {
         self.shared.height.fetch_add(n, Ordering::SeqCst);
     }
 
+    /// Sets the id `eth_chainId` (and `net_version`) report.
     pub fn set_chain_id(&self, chain_id: u64) {
         self.shared.chain_id.store(chain_id, Ordering::SeqCst);
     }
 
+    /// Injects `fault` into every request from now on ([`Fault::None`] clears it).
     pub fn set_fault(&self, fault: Fault) {
         *self
             .shared

@@ -33,8 +33,11 @@ pub enum RpcError {
 /// One HTTP answer.
 #[derive(Debug, Clone)]
 pub struct RpcResponse {
+    /// HTTP status code.
     pub status: u16,
+    /// Response headers.
     pub headers: HeaderMap,
+    /// The whole body.
     pub body: Bytes,
 }
 
@@ -79,6 +82,7 @@ impl Default for RpcClient {
 }
 
 impl RpcClient {
+    /// A client with its own connection pool.
     pub fn new() -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);

@@ -38,6 +38,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// their admin listeners on B+30..B+32. `None`: free ports everywhere.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SandboxOptions {
+    /// First of the fixed ports; `None`: free ports.
     pub base_port: Option<u16>,
 }
 
@@ -77,8 +78,11 @@ pub enum SandboxError {
 /// One mock node of the sandbox.
 #[derive(Debug)]
 pub struct SandboxNode {
+    /// Upstream id in the control plane.
     pub id: &'static str,
+    /// Region the node is declared in.
     pub region: &'static str,
+    /// The running mock node.
     pub node: MockEvmNode,
 }
 
@@ -195,6 +199,7 @@ impl Sandbox {
         format!("http://{}", self.control_plane.grpc_addr())
     }
 
+    /// The mock nodes, e.g. to change their heights or inject faults.
     pub fn nodes(&self) -> &[SandboxNode] {
         &self.nodes
     }
