@@ -279,7 +279,7 @@ async fn broadcast_writes_reach_each_write_upstream_once_and_already_known_is_su
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consecutive_failures_eject_locally_and_a_trial_brings_the_upstream_back() {
-    let (dp, _dir, a, b) = pair(proto::NetworkPolicy {
+    let (dp, _dir, a, _b) = pair(proto::NetworkPolicy {
         eject_after_failures: 3,
         ..policy()
     })
