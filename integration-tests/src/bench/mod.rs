@@ -164,6 +164,7 @@ fn pinning(cpus: usize) -> Pinning {
 pub async fn run(opts: &BenchOptions) -> Result<BenchResults, BenchError> {
     let started_unix_ms = meridian_common::time::unix_ms();
     let machine = Machine::describe();
+    let load_at_start = report::load_average();
     let pin = pinning(machine.cpus);
     let mut notes = Vec::new();
 
@@ -212,6 +213,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchResults, BenchError> {
         started_unix_ms,
         machine,
         pinning: pin.text,
+        load_average: [load_at_start, report::load_average()],
         settings: Settings {
             reps: opts.reps,
             duration_s: opts.duration.as_secs_f64(),

@@ -27,6 +27,9 @@ pub struct BenchResults {
     pub machine: Machine,
     /// Which CPUs ran what.
     pub pinning: String,
+    /// `/proc/loadavg` when the run started and when it ended: other work on
+    /// the machine skews every figure, and this shows whether there was any.
+    pub load_average: [String; 2],
     /// The settings used.
     pub settings: Settings,
     /// Tools found or installed.
@@ -300,18 +303,25 @@ impl BenchResults {
             m.cpus, m.cpu_model, m.memory_mib, m.kernel, m.os
         );
         let _ = writeln!(md, "- Pinning: {}", self.pinning);
-        let s = &self.settings;
         let _ = writeln!(
             md,
-            "- Settings: {} repetition(s) per variant in alternating order, {} s per measurement, wrk -t1 -c{}, \
-             {} held keep-alive connections, data plane with {} worker thread(s), Meridian built `{}`",
-            s.reps,
-            s.duration_s,
-            s.wrk_connections,
-            s.held_connections,
-            s.worker_threads,
-            s.profile
+            "- Load average (1/5/15 min) at start: {}; at end: {}",
+            self.load_average[0], self.load_average[1]
         );
+        let s = &self.settings;
+        if self.proxy.is_some() {
+            let _ = writeln!(
+                md,
+                "- Settings: {} repetition(s) per variant in alternating order, {} s per measurement, wrk -t1 -c{}, \
+             {} held keep-alive connections, data plane with {} worker thread(s), Meridian built `{}`",
+                s.reps,
+                s.duration_s,
+                s.wrk_connections,
+                s.held_connections,
+                s.worker_threads,
+                s.profile
+            );
+        }
         if let Some(proxy) = &self.proxy {
             let _ = writeln!(md, "\n#### Proxy overhead (medians)\n");
             let _ = writeln!(
@@ -432,6 +442,13 @@ impl BenchResults {
     }
 }
 
+/// The first three fields of `/proc/loadavg` (1, 5 and 15 minutes).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 /// A number with as many decimals as its size deserves.
 fn num(x: f64) -> String {
     if !x.is_finite() {
@@ -503,6 +520,7 @@ mod tests {
             started_unix_ms: 0,
             machine: Machine::describe(),
             pinning: "load on CPU 0".into(),
+            load_average: [load_average(), load_average()],
             settings: Settings {
                 reps: 3,
                 duration_s: 1.0,
