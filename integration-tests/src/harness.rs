@@ -42,7 +42,8 @@ pub struct UpstreamSpec {
 }
 
 /// One `[[networks]]` entry, with test-friendly defaults: probes every
-/// 100 ms, `healthy_after = 1`, `unhealthy_after = 2`, `max_lag_blocks = 10`.
+/// 100 ms with a 1 s deadline, `healthy_after = 1`, `unhealthy_after = 2`,
+/// `max_lag_blocks = 10`.
 #[derive(Debug, Clone)]
 pub struct NetworkSpec {
     /// The URL path segment clients use.
@@ -75,7 +76,9 @@ impl NetworkSpec {
             chain_id: None,
             leader: None,
             probe_interval_ms: 100,
-            probe_timeout_ms: None,
+            // Generous, so a loaded CI machine does not fail probes that
+            // are merely slow; tests of timeouts set their own.
+            probe_timeout_ms: Some(1_000),
             max_lag_blocks: 10,
             healthy_after: 1,
             unhealthy_after: 2,
@@ -371,6 +374,24 @@ pub async fn list_data_planes(
         .unwrap_or_else(|e| panic!("ListDataPlanes failed: {e}"))
         .into_inner()
         .dataplanes
+}
+
+/// Waits until every data plane the control plane lists has ACKed
+/// `version` or a newer one. An ACK is sent only once a snapshot is applied *and* persisted,
+/// so after this a data plane restarted from its state dir holds it.
+pub async fn wait_acked(admin: &mut AdminServiceClient<Channel>, version: Version) {
+    let what = format!("every data plane ACKed {version}");
+    eventually(&what, SETTLE, || {
+        let mut admin = admin.clone();
+        async move {
+            let dps = list_data_planes(&mut admin).await;
+            !dps.is_empty()
+                && dps
+                    .iter()
+                    .all(|d| Version::from(d.acked_version) >= version)
+        }
+    })
+    .await;
 }
 
 /// Waits until `dp` serves the control plane's current version.

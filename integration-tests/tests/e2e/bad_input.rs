@@ -64,14 +64,21 @@ async fn bad_input_is_refused_and_never_reaches_an_upstream() {
     let reached = (a.client_requests(), small.client_requests());
 
     // Over the default limit (1 MiB): a valid request padded past it.
+    // Each oversized request gets a client of its own: the data plane
+    // answers 413 before reading the whole body and then closes the
+    // connection, and a pooled client could otherwise reuse that connection
+    // for the next request and see it reset (reported to the data plane).
     let padding = "0".repeat(DEFAULT_LIMIT);
     let big = request_body(1, "eth_getBalance", &format!(r#"["0x{padding}","latest"]"#));
-    let r = client.post(network_url(&dp, NET), big).await.unwrap();
+    let r = RpcClient::new()
+        .post(network_url(&dp, NET), big)
+        .await
+        .unwrap();
     assert_refused(&r, 413, None, "body over 1 MiB");
     // Over a configured limit.
     let padding = "0".repeat(2048);
     let big = request_body(1, "eth_getBalance", &format!(r#"["0x{padding}","latest"]"#));
-    let r = client
+    let r = RpcClient::new()
         .post(network_url(&dp, "eth-small"), big)
         .await
         .unwrap();

@@ -165,7 +165,7 @@ async fn a_node_on_another_chain_is_quarantined_with_a_reason() {
     );
 
     let client = RpcClient::new();
-    wait_in_sync(&cp, &dp).await;
+    wait_handled_by(&client, &dp, NET, "good", SETTLE).await;
     for _ in 0..20 {
         let r = read_through(&client, &dp, NET).await;
         assert_result(&r);
