@@ -1,7 +1,7 @@
 //! Criterion micro-benchmarks of the data plane's hot parts:
 //!
-//! - `parse`: the request parser and classifier (what every request pays
-//!   before routing), for a bare `eth_blockNumber`, an `eth_getBalance` with
+//! - `parse`: the request parser and classifier (`parse` + `route` of every
+//!   call: what every request pays before upstream selection), for a bare `eth_blockNumber`, an `eth_getBalance` with
 //!   params, and a batch of ten.
 //! - `select`: picking an upstream from networks of 3, 30 and 300 healthy
 //!   upstreams (two regions).
@@ -28,7 +28,7 @@ use meridian_common::snapshot::{
 use meridian_data_plane::config::ProxyConfig;
 use meridian_data_plane::control::persist::SnapshotFile;
 use meridian_data_plane::control::{Applier, apply};
-use meridian_data_plane::proxy::classify::request_class;
+use meridian_data_plane::proxy::classify::route;
 use meridian_data_plane::proxy::parse::parse;
 use meridian_data_plane::routing::{RoutingTable, SnapshotMeta, Tried, select};
 use meridian_data_plane::state::Shared;
@@ -99,13 +99,17 @@ fn bench_parse(c: &mut Criterion) {
         ),
         ("batch_10", BATCH_10.as_bytes()),
     ];
+    let table = table(3);
+    let network = table.network("bench").expect("network bench").clone();
     let mut group = c.benchmark_group("parse");
     for (name, body) in bodies {
         group.throughput(Throughput::Bytes(body.len() as u64));
-        group.bench_with_input(BenchmarkId::new("parse+classify", name), body, |b, body| {
+        group.bench_with_input(BenchmarkId::new("parse+route", name), body, |b, body| {
             b.iter(|| {
                 let parsed = parse(black_box(body), 100).expect("valid request");
-                black_box(request_class(ChainKind::Evm, &parsed))
+                for call in parsed.calls() {
+                    black_box(route(&network, false, call));
+                }
             });
         });
     }

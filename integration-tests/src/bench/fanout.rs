@@ -277,7 +277,7 @@ pub async fn run(opts: &FanoutOptions) -> Result<FanoutResult, BenchError> {
         if reached.is_err() {
             let behind = logs
                 .iter()
-                .filter(|l| !l.latest().is_some_and(|v| v > base))
+                .filter(|l| l.latest().is_none_or(|v| v <= base))
                 .count();
             return Err(control.failure(format!(
                 "round {round}: {behind} of {} streams got no version after {}.{} within {ROUND_TIMEOUT:?}",

@@ -163,10 +163,10 @@ impl Managed {
     pub fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> Result<String, BenchError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(text) = std::fs::read_to_string(&self.log) {
-                if let Some(rest) = text.lines().find_map(|l| l.strip_prefix(prefix)) {
-                    return Ok(rest.trim().to_owned());
-                }
+            if let Ok(text) = std::fs::read_to_string(&self.log)
+                && let Some(rest) = text.lines().find_map(|l| l.strip_prefix(prefix))
+            {
+                return Ok(rest.trim().to_owned());
             }
             self.check_alive()?;
             if Instant::now() >= deadline {
