@@ -5,7 +5,7 @@
 //! Its own test binary, because telemetry installs a process-wide subscriber.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use meridian_common::telemetry::{self, LogFormat, TelemetryArgs};
@@ -34,7 +34,7 @@ impl TraceService for Collector {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.spans.lock().unwrap();
+        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
         for resource in request.into_inner().resource_spans {
             for scope in resource.scope_spans {
                 for span in scope.spans {
@@ -63,7 +63,7 @@ impl Collector {
     fn find(&self, name: &str, attr: (&str, &str)) -> bool {
         self.spans
             .lock()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .any(|(n, a)| n == name && a.get(attr.0).map(String::as_str) == Some(attr.1))
     }

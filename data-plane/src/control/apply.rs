@@ -77,10 +77,12 @@ impl Applier {
         self.shared.table.load().meta.clone()
     }
 
-    /// Validates `snapshot`, swaps it in, then persists it. A failure to
-    /// persist is logged and counted but does not reject the snapshot: it is
-    /// valid and already serving, and refusing fresh routing because of a
-    /// full disk would hurt more than an older file on restart.
+    /// Validates `snapshot`, persists it, then swaps it in. Persisting first
+    /// means whatever this data plane serves (and reports as its version) is
+    /// already on disk, so a restart right after never comes back older.
+    /// A failure to persist is logged and counted but does not reject the
+    /// snapshot: it is valid, and refusing fresh routing because of a full
+    /// disk would hurt more than an older file on restart.
     pub fn apply(&self, snapshot: &proto::Snapshot) -> Result<Version, ApplyError> {
         let previous = self.shared.table.load_full();
         let table = match validate(snapshot, &self.shared.region, &previous) {
@@ -99,11 +101,6 @@ impl Applier {
             // store was reset. Refusing would strand this data plane forever.
             tracing::warn!(%version, held = %previous.meta.version, "applying an older snapshot version");
         }
-        self.shared.table.store(Arc::new(table));
-        self.shared
-            .metrics
-            .snapshots_applied
-            .fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.file.save(snapshot) {
             self.shared
                 .metrics
@@ -111,6 +108,11 @@ impl Applier {
                 .fetch_add(1, Ordering::Relaxed);
             tracing::error!(path = %self.file.path().display(), error = %e, %version, "cannot persist the applied snapshot");
         }
+        self.shared.table.store(Arc::new(table));
+        self.shared
+            .metrics
+            .snapshots_applied
+            .fetch_add(1, Ordering::Relaxed);
         Ok(version)
     }
 

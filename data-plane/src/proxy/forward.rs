@@ -406,5 +406,6 @@ pub fn give_up(
         rejected_by: None,
         handled_by: Some(handled_by),
         tries,
+        body_unread: false,
     }
 }

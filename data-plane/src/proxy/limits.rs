@@ -22,18 +22,19 @@ where
     if let Some(len) = content_length(headers)
         && len > max
     {
-        return Err(too_large(max));
+        return Err(too_large(max).body_unread());
     }
     let cap = usize::try_from(max).unwrap_or(usize::MAX);
     match Limited::new(body, cap).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(too_large(max)),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large(max).body_unread()),
         Err(e) => Err(ErrorReply::rejected(
             StatusCode::BAD_REQUEST,
             jsonrpc::INVALID_REQUEST,
             "body",
             format!("cannot read the request body: {e}"),
-        )),
+        )
+        .body_unread()),
     }
 }
 
@@ -83,6 +84,10 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            e.body_unread,
+            "the connection must close after an unread body"
+        );
         assert_eq!(e.rejected_by, Some("size"));
         assert_eq!(e.code, jsonrpc::LIMIT_EXCEEDED);
     }
@@ -93,5 +98,9 @@ mod tests {
         let body = StreamBody::new(futures_util::stream::iter(chunks));
         let e = read_body(&HeaderMap::new(), body, 16).await.unwrap_err();
         assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            e.body_unread,
+            "the connection must close after an unread body"
+        );
     }
 }

@@ -37,6 +37,10 @@ pub struct ErrorReply {
     pub handled_by: Option<HeaderValue>,
     /// Upstream tries made (0: none).
     pub tries: u32,
+    /// The request body was left (partly) unread, so the connection cannot
+    /// carry another request: the response says `connection: close`, or a
+    /// pooled client would reuse a connection that still holds body bytes.
+    pub body_unread: bool,
 }
 
 impl ErrorReply {
@@ -55,7 +59,14 @@ impl ErrorReply {
             rejected_by: Some(by),
             handled_by: None,
             tries: 0,
+            body_unread: false,
         }
+    }
+
+    /// Mark the request body as left unread (see [`ErrorReply::body_unread`]).
+    pub fn body_unread(mut self) -> Self {
+        self.body_unread = true;
+        self
     }
 
     /// Echo `id` in the error body.

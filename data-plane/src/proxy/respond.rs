@@ -52,6 +52,11 @@ pub fn error(reply: ErrorReply, request_id: HeaderValue) -> Response<Body> {
     if let Some(by) = reply.rejected_by {
         headers.insert(X_REJECTED_BY, HeaderValue::from_static(by));
     }
+    if reply.body_unread {
+        // hyper closes an HTTP/1 connection after this response (and drops
+        // the header on HTTP/2, where the stream is reset instead).
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     common_headers(
         headers,
         request_id,

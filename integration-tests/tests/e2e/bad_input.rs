@@ -63,26 +63,38 @@ async fn bad_input_is_refused_and_never_reaches_an_upstream() {
     wait_handled_by(&client, &dp, "eth-small", "small", SETTLE).await;
     let reached = (a.client_requests(), small.client_requests());
 
-    // Over the default limit (1 MiB): a valid request padded past it.
-    // Each oversized request gets a client of its own: the data plane
-    // answers 413 before reading the whole body and then closes the
-    // connection, and a pooled client could otherwise reuse that connection
-    // for the next request and see it reset (reported to the data plane).
+    // Over the default limit (1 MiB): a valid request padded past it. The
+    // data plane answers 413 before reading the whole body, so it must say
+    // `connection: close`: the same pooled client then keeps working.
     let padding = "0".repeat(DEFAULT_LIMIT);
     let big = request_body(1, "eth_getBalance", &format!(r#"["0x{padding}","latest"]"#));
-    let r = RpcClient::new()
-        .post(network_url(&dp, NET), big)
-        .await
-        .unwrap();
+    let r = client.post(network_url(&dp, NET), big).await.unwrap();
     assert_refused(&r, 413, None, "body over 1 MiB");
+    assert_eq!(
+        r.header("connection"),
+        Some("close"),
+        "413 closes the connection"
+    );
     // Over a configured limit.
     let padding = "0".repeat(2048);
     let big = request_body(1, "eth_getBalance", &format!(r#"["0x{padding}","latest"]"#));
-    let r = RpcClient::new()
+    let r = client
         .post(network_url(&dp, "eth-small"), big)
         .await
         .unwrap();
     assert_refused(&r, 413, None, "body over max_body_bytes");
+    assert_eq!(
+        r.header("connection"),
+        Some("close"),
+        "413 closes the connection"
+    );
+    // The pooled client goes on working (a refusal that never reaches an
+    // upstream, so the counters below stay exact).
+    let r = client
+        .call(network_url(&dp, "no-such-network"), "eth_blockNumber")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "the connection pool survived the 413s");
 
     // Malformed JSON.
     for body in [
