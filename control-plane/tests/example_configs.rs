@@ -13,7 +13,11 @@ fn every_example_config_parses() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let config = ControlConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            assert!(!config.networks.is_empty(), "{} has no networks", path.display());
+            assert!(
+                !config.networks.is_empty(),
+                "{} has no networks",
+                path.display()
+            );
             parsed += 1;
         }
     }
