@@ -5,6 +5,7 @@
 //! - [`chain`]: everything chain-specific (probes, method classes), one module
 //!   per chain kind; no other crate branches on the chain.
 //! - [`jsonrpc`]: JSON-RPC 2.0 error codes and error bodies.
+//! - [`error_chain`]: one-line rendering of an error and its sources.
 //! - [`config`]: TOML loading whose errors name the file, line and field.
 //! - [`telemetry`]: logs and OTLP trace export, set up the same way by every binary.
 //! - [`listen`]: the one place listeners are bound (and where TLS will go).
@@ -14,6 +15,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod error_chain;
 pub mod jsonrpc;
 pub mod listen;
 pub mod metrics;

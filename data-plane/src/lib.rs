@@ -18,7 +18,6 @@ pub mod app;
 pub mod balance;
 pub mod config;
 pub mod control;
-pub mod error_chain;
 pub mod metrics;
 pub mod proxy;
 pub mod routing;

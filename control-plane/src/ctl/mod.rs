@@ -9,6 +9,7 @@ mod render;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use meridian_common::error_chain::error_chain;
 use meridian_common::proto;
 use meridian_common::proto::admin_service_client::AdminServiceClient;
 use meridian_common::snapshot::{Role, encode_role};
@@ -122,22 +123,11 @@ async fn connect(url: &str) -> Result<AdminServiceClient<Channel>, CtlError> {
         .timeout(Duration::from_secs(15));
     let channel = endpoint.connect().await.map_err(|e| CtlError::Connect {
         url: url.to_owned(),
-        reason: source_chain(&e),
+        reason: error_chain(&e),
     })?;
     Ok(AdminServiceClient::new(channel)
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(crate::distribute::service::MAX_MESSAGE_BYTES))
-}
-
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn role_to_wire(name: &str) -> Result<i32, CtlError> {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use meridian_common::chain::{Chain, ProbeCall};
+use meridian_common::error_chain::error_chain;
 use meridian_common::node_client::NodeClient;
 use serde_json::Value;
 
@@ -114,16 +115,4 @@ async fn call_inner(client: &NodeClient, url: &str, call: ProbeCall) -> Result<V
         Some(result) => Ok(result.take()),
         None => Err(format!("{method}: answer has no result")),
     }
-}
-
-/// `e` and its sources, e.g. "client error (Connect): tcp connect error: Connection refused".
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -27,8 +27,8 @@ use tracing::Instrument as _;
 
 use super::apply::Applier;
 use crate::config::ProxyConfig;
-use crate::error_chain::error_chain;
 use crate::state::Shared;
+use meridian_common::error_chain::error_chain;
 
 /// Why one session ended.
 #[derive(Debug, thiserror::Error)]

@@ -29,10 +29,10 @@ use super::classify::Route;
 use super::reply::ErrorReply;
 use super::validate::validate;
 use crate::balance::{Admission, Ejection, Priority, QueueError, TryKind, clock};
-use crate::error_chain::error_chain;
 use crate::metrics::NetworkStats;
 use crate::routing::{RoutedNetwork, RoutedUpstream, Tried, select_where};
 use crate::state::Shared;
+use meridian_common::error_chain::error_chain;
 
 /// Everything the tries of one request share.
 #[derive(Clone)]
