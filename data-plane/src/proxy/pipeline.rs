@@ -47,7 +47,7 @@ where
         status = Empty,
     );
     let table = shared.table.load_full();
-    async move {
+    let response = async {
         let response = match network::resolve(&table, request.uri().path()) {
             Ok((network, archive)) => {
                 log.network.clone_from(&network.id);
@@ -70,7 +70,11 @@ where
         finish(response, &mut log)
     }
     .instrument(span)
-    .await
+    .await;
+    // Outside the span: the line carries every field itself, so the text
+    // format need not repeat the span's fields in front of it.
+    log.emit();
+    response
 }
 
 fn finish(response: Response<Body>, log: &mut AccessLog) -> Response<Body> {
@@ -92,7 +96,6 @@ fn finish(response: Response<Body>, log: &mut AccessLog) -> Response<Body> {
     span.record("tries", log.tries);
     log.response_bytes =
         usize::try_from(response.body().size_hint().exact().unwrap_or(0)).unwrap_or(usize::MAX);
-    log.emit();
     response
 }
 
