@@ -1,8 +1,9 @@
 //! Logs and traces, set up the same way by every Meridian binary.
 //!
-//! Logs go to stderr, human-readable or JSON (`--log-format`). When an OTLP
-//! endpoint is given (`--otlp-endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT`),
-//! spans are also exported over OTLP/gRPC in batches. Libraries only emit
+//! Logs go to stderr (in blocks, see [`crate::log_writer`]),
+//! human-readable or JSON (`--log-format`). When an OTLP endpoint is given
+//! (`--otlp-endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT`), spans are also
+//! exported over OTLP/gRPC in batches. Libraries only emit
 //! `tracing` spans and events; only binaries call [`init`].
 
 use std::io::IsTerminal as _;
@@ -14,6 +15,8 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
+
+use crate::log_writer::{LogFlusher, block_stderr};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -62,6 +65,8 @@ pub enum TelemetryError {
 #[derive(Debug)]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    /// Writes the log lines still buffered (dropped after the provider).
+    _logs: LogFlusher,
 }
 
 impl Drop for TelemetryGuard {
@@ -106,6 +111,7 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> Result<TelemetryGuar
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
 
     let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let (stderr, logs) = block_stderr();
     match args.log_format {
         // Colour codes only for a person at a terminal: in a log file they
         // are noise, and writing them costs measurable CPU per request line.
@@ -113,7 +119,7 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> Result<TelemetryGuar
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(std::io::stderr().is_terminal())
-                    .with_writer(std::io::stderr),
+                    .with_writer(stderr),
             )
             .try_init()?,
         LogFormat::Json => registry
@@ -121,9 +127,12 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> Result<TelemetryGuar
                 tracing_subscriber::fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_writer(std::io::stderr),
+                    .with_writer(stderr),
             )
             .try_init()?,
     }
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard {
+        provider,
+        _logs: logs,
+    })
 }
