@@ -58,11 +58,18 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| default_dataplane_id(&args.region));
     config.worker_threads = args.worker_threads;
 
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One worker: a current-thread runtime runs every task on this thread
+    // and skips the work-stealing scheduler's cross-thread bookkeeping.
+    let mut runtime = match config.worker_threads {
+        Some(n) if n <= 1 => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     runtime.enable_all();
-    if let Some(n) = config.worker_threads {
-        runtime.worker_threads(n.max(1));
-    }
     let runtime = match runtime.build() {
         Ok(runtime) => runtime,
         Err(e) => {
