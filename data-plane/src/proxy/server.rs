@@ -21,8 +21,11 @@ pub async fn serve(
     drain: Duration,
 ) {
     let service = service_fn(move |request| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(pipeline::handle(shared, request).await) }
+        // Boxed: hyper keeps a slot the size of the service's future in
+        // every connection for its whole life; the request path's future
+        // is several KiB, which idle keep-alive connections would carry.
+        let handling = Box::pin(pipeline::handle(shared.clone(), request));
+        async move { Ok::<_, Infallible>(handling.await) }
     });
     meridian_common::serve::serve(listener, service, shutdown, drain).await;
 }
