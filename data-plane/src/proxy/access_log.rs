@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 
 use crate::balance::Priority;
 
@@ -17,7 +17,8 @@ pub const TARGET: &str = "meridian::access";
 #[derive(Debug)]
 pub struct AccessLog {
     pub started: Instant,
-    pub request_id: String,
+    /// `x-request-id` (a header value: cloning it does not allocate).
+    pub request_id: HeaderValue,
     pub network: String,
     /// The method of a single call, `batch` for a batch, empty before parsing.
     pub method: String,
@@ -28,9 +29,9 @@ pub struct AccessLog {
     pub response_bytes: usize,
     pub status: StatusCode,
     /// `x-handled-by`.
-    pub upstream: String,
-    /// `x-rejected-by`, empty when nothing was refused.
-    pub rejected_by: String,
+    pub upstream: Option<HeaderValue>,
+    /// `x-rejected-by`, `None` when nothing was refused.
+    pub rejected_by: Option<HeaderValue>,
     pub tries: u32,
     pub hedged: bool,
     pub queue_wait: Duration,
@@ -38,10 +39,10 @@ pub struct AccessLog {
 
 impl AccessLog {
     /// A line for a request that arrived at `started`.
-    pub fn new(started: Instant, request_id: &str, priority: Priority) -> Self {
+    pub fn new(started: Instant, request_id: HeaderValue, priority: Priority) -> Self {
         Self {
             started,
-            request_id: request_id.to_owned(),
+            request_id,
             network: String::new(),
             method: String::new(),
             batch_size: 0,
@@ -49,8 +50,8 @@ impl AccessLog {
             request_bytes: 0,
             response_bytes: 0,
             status: StatusCode::OK,
-            upstream: String::new(),
-            rejected_by: String::new(),
+            upstream: None,
+            rejected_by: None,
             tries: 0,
             hedged: false,
             queue_wait: Duration::ZERO,
@@ -61,14 +62,14 @@ impl AccessLog {
     pub fn emit(&self) {
         tracing::info!(
             target: TARGET,
-            request_id = %self.request_id,
+            request_id = %text(Some(&self.request_id)),
             network = %self.network,
             method = %self.method,
             batch_size = self.batch_size,
             status = self.status.as_u16(),
             duration_ms = self.started.elapsed().as_secs_f64() * 1e3,
-            upstream = %self.upstream,
-            rejected_by = %self.rejected_by,
+            upstream = %text(self.upstream.as_ref()),
+            rejected_by = %text(self.rejected_by.as_ref()),
             tries = self.tries,
             hedged = self.hedged,
             queue_wait_ms = self.queue_wait.as_secs_f64() * 1e3,
@@ -78,4 +79,9 @@ impl AccessLog {
             "request"
         );
     }
+}
+
+/// A header value as log text (empty when absent or not ASCII).
+fn text(v: Option<&HeaderValue>) -> &str {
+    v.and_then(|v| v.to_str().ok()).unwrap_or_default()
 }

@@ -36,7 +36,7 @@ where
     let started = Instant::now();
     let request_id = shared.request_ids.resolve(request.headers());
     let priority = Priority::from_headers(request.headers());
-    let mut log = AccessLog::new(started, request_id.to_str().unwrap_or_default(), priority);
+    let mut log = AccessLog::new(started, request_id.clone(), priority);
     let span = tracing::info_span!(
         "request",
         request_id = request_id.to_str().unwrap_or_default(),
@@ -81,18 +81,17 @@ fn finish(response: Response<Body>, log: &mut AccessLog) -> Response<Body> {
     let span = tracing::Span::current();
     span.record("status", response.status().as_u16());
     log.status = response.status();
-    let header = |name| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v: &http::HeaderValue| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let header = |name| response.headers().get(name).cloned();
     log.upstream = header(X_HANDLED_BY);
     log.rejected_by = header(X_REJECTED_BY);
-    log.tries = header(X_MERIDIAN_TRIES).parse().unwrap_or(0);
-    span.record("upstream", log.upstream.as_str());
+    log.tries = response
+        .headers()
+        .get(X_MERIDIAN_TRIES)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let upstream = log.upstream.as_ref().and_then(|v| v.to_str().ok());
+    span.record("upstream", upstream.unwrap_or_default());
     span.record("tries", log.tries);
     log.response_bytes =
         usize::try_from(response.body().size_hint().exact().unwrap_or(0)).unwrap_or(usize::MAX);
