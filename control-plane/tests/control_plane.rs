@@ -70,17 +70,9 @@ async fn probes_publish_and_a_stream_delivers_and_records_acks() {
     let mut admin = admin(&plane).await;
     let want = version(&healthy);
     eventually("the ack is recorded", || {
-        let mut admin = admin.clone();
+        let admin = admin.clone();
         async move {
-            let list = admin
-                .list_data_planes(proto::ListDataPlanesRequest {})
-                .await
-                .unwrap()
-                .into_inner();
-            let dp = list
-                .dataplanes
-                .into_iter()
-                .find(|d| d.dataplane_id == "eu-1")?;
+            let dp = data_plane_status(&admin, "eu-1").await?;
             (dp.connected && Version::from(dp.acked_version) == want).then_some(())
         }
     })
@@ -246,17 +238,9 @@ async fn up_to_date_hello_gets_nothing_and_a_nack_parks_until_newer() {
         .await;
     let current_version = version(&current);
     eventually("the nack is recorded", || {
-        let mut admin = admin.clone();
+        let admin = admin.clone();
         async move {
-            let list = admin
-                .list_data_planes(proto::ListDataPlanesRequest {})
-                .await
-                .unwrap()
-                .into_inner();
-            let dp = list
-                .dataplanes
-                .into_iter()
-                .find(|d| d.dataplane_id == "eu-reject")?;
+            let dp = data_plane_status(&admin, "eu-reject").await?;
             (dp.nack_error == "simulated validation failure"
                 && Version::from(dp.nacked_version) == current_version)
                 .then_some(())
@@ -299,17 +283,9 @@ async fn up_to_date_hello_gets_nothing_and_a_nack_parks_until_newer() {
     );
     rejecting.ack(&after_nack).await;
     eventually("the ack clears the nack", || {
-        let mut admin = admin.clone();
+        let admin = admin.clone();
         async move {
-            let list = admin
-                .list_data_planes(proto::ListDataPlanesRequest {})
-                .await
-                .unwrap()
-                .into_inner();
-            let dp = list
-                .dataplanes
-                .into_iter()
-                .find(|d| d.dataplane_id == "eu-reject")?;
+            let dp = data_plane_status(&admin, "eu-reject").await?;
             (dp.nacked_version.is_none() && dp.nack_error.is_empty()).then_some(())
         }
     })

@@ -134,6 +134,22 @@ pub async fn admin(plane: &ControlPlane) -> AdminServiceClient<Channel> {
         .unwrap()
 }
 
+/// The data plane `id` as `ListDataPlanes` shows it now, if listed.
+pub async fn data_plane_status(
+    admin: &AdminServiceClient<Channel>,
+    id: &str,
+) -> Option<meridian_proto::v1::DataPlaneStatus> {
+    admin
+        .clone()
+        .list_data_planes(meridian_proto::v1::ListDataPlanesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .dataplanes
+        .into_iter()
+        .find(|d| d.dataplane_id == id)
+}
+
 /// Polls `check` every 20 ms until it returns `Some`, for at most 15 s.
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
