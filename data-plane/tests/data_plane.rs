@@ -32,6 +32,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 
+mod support;
+use support::{eventually, refusing_url};
+
 const WAIT: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------------------
@@ -192,14 +195,6 @@ impl Node {
     }
 }
 
-/// A URL whose port refuses connections.
-async fn refusing_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}")
-}
-
 // ---------------------------------------------------------------------------
 // Snapshots
 
@@ -300,22 +295,6 @@ async fn start_dp(cp_url: String, dir: &std::path::Path) -> DataPlane {
     config.dataplane_id = "eu-test".into();
     config.reconnect_max = Duration::from_millis(500);
     DataPlane::start(config).await.unwrap()
-}
-
-/// Polls `check` until it holds, failing after a generous bound.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 // ---------------------------------------------------------------------------
