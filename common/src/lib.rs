@@ -8,6 +8,7 @@
 //! - [`error_chain`]: one-line rendering of an error and its sources.
 //! - [`config`]: TOML loading whose errors name the file, line and field.
 //! - [`telemetry`]: logs and OTLP trace export, set up the same way by every binary.
+//! - [`log_format`]: the text log line, formatted cheaply.
 //! - [`log_writer`]: stderr for log lines, written in blocks.
 //! - [`listen`]: the one place listeners are bound (and where TLS will go).
 //! - [`serve`]: the HTTP accept loop with graceful drain.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod error_chain;
 pub mod jsonrpc;
 pub mod listen;
+pub mod log_format;
 pub mod log_writer;
 pub mod metrics;
 pub mod node_client;

@@ -5,17 +5,25 @@
 //! (`--otlp-endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT`), spans are also
 //! exported over OTLP/gRPC in batches. Libraries only emit
 //! `tracing` spans and events; only binaries call [`init`].
-
-use std::io::IsTerminal as _;
+//!
+//! Log lines are events only (see [`log_layer`]), and every layer has its
+//! own filter, so without an OTLP endpoint no span is ever built: the data
+//! plane's per-request span costs nothing unless traces are exported.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{FilterExt as _, filter_fn};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
+use crate::log_format::LeanText;
 use crate::log_writer::{LogFlusher, block_stderr};
 
 /// How log lines are written.
@@ -82,10 +90,16 @@ impl Drop for TelemetryGuard {
 /// Installs the global subscriber for `service` (e.g. "meridian-proxy").
 /// Must be called from inside a Tokio runtime when OTLP export is on.
 pub fn init(service: &'static str, args: &TelemetryArgs) -> Result<TelemetryGuard, TelemetryError> {
-    let filter = EnvFilter::try_new(&args.log_filter).map_err(|source| TelemetryError::Filter {
-        filter: args.log_filter.clone(),
-        source,
-    })?;
+    // Each layer gets its own copy of the filter (per-layer filters, not a
+    // global one): a global filter would build every enabled span even
+    // when no layer wants spans.
+    let filter = || {
+        EnvFilter::try_new(&args.log_filter).map_err(|source| TelemetryError::Filter {
+            filter: args.log_filter.clone(),
+            source,
+        })
+    };
+    let log_filter = filter()?;
 
     let provider = match &args.otlp_endpoint {
         Some(endpoint) => {
@@ -106,33 +120,130 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> Result<TelemetryGuar
         }
         None => None,
     };
-    let otel = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
-
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
     let (stderr, logs) = block_stderr();
-    match args.log_format {
-        // Colour codes only for a person at a terminal: in a log file they
-        // are noise, and writing them costs measurable CPU per request line.
-        LogFormat::Text => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(std::io::stderr().is_terminal())
-                    .with_writer(stderr),
-            )
-            .try_init()?,
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_writer(stderr),
-            )
-            .try_init()?,
+    let mut layers = vec![log_layer(args.log_format, stderr, log_filter)];
+    if let Some(p) = &provider {
+        layers.push(otel_layer(p, service, filter()?));
     }
+    tracing_subscriber::registry().with(layers).try_init()?;
     Ok(TelemetryGuard {
         provider,
         _logs: logs,
     })
+}
+
+/// The layer exporting spans to `provider`'s tracer.
+fn otel_layer<S>(
+    provider: &SdkTracerProvider,
+    service: &'static str,
+    filter: EnvFilter,
+) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service))
+        .with_filter(filter)
+        .boxed()
+}
+
+/// The layer writing log lines in `format` to `writer`.
+///
+/// It sees events only: every line carries its own fields, and a log layer
+/// that saw spans would format their fields into a string on every
+/// `record`, on the request path. Spans are for traces; without an OTLP
+/// endpoint no layer wants them and they are never built.
+fn log_layer<S, W>(
+    format: LogFormat,
+    writer: W,
+    filter: EnvFilter,
+) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let events_only = filter_fn(|meta| meta.is_event()).and(filter);
+    match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .event_format(LeanText)
+            .with_writer(writer)
+            .with_filter(events_only)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(writer)
+            .with_filter(events_only)
+            .boxed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'a self) -> Capture {
+            self.clone()
+        }
+    }
+
+    /// The composition `init` makes, with a tracer provider that exports
+    /// nowhere standing in for OTLP.
+    fn subscriber(
+        format: LogFormat,
+        capture: &Capture,
+        otlp: Option<&SdkTracerProvider>,
+    ) -> impl Subscriber + Send + Sync {
+        let mut layers = vec![log_layer(format, capture.clone(), EnvFilter::new("info"))];
+        if let Some(p) = otlp {
+            layers.push(otel_layer(p, "test", EnvFilter::new("info")));
+        }
+        tracing_subscriber::registry().with(layers)
+    }
+
+    #[test]
+    fn spans_are_built_only_for_traces_and_events_are_logged() {
+        let provider = SdkTracerProvider::builder().build();
+        for format in [LogFormat::Text, LogFormat::Json] {
+            for otlp in [None, Some(&provider)] {
+                let capture = Capture::default();
+                tracing::subscriber::with_default(subscriber(format, &capture, otlp), || {
+                    let span = tracing::info_span!("request", network = "eth");
+                    assert_eq!(span.is_disabled(), otlp.is_none(), "{format:?}");
+                    let _entered = span.enter();
+                    tracing::info!(upstream = "a", "logged");
+                    tracing::debug!("filtered out");
+                });
+                let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+                assert_eq!(text.lines().count(), 1, "{format:?}: {text}");
+                assert!(
+                    text.contains("logged") && text.contains("upstream"),
+                    "{text}"
+                );
+                assert!(
+                    !text.contains("eth"),
+                    "{format:?}: span fields logged: {text}"
+                );
+            }
+        }
+    }
 }

@@ -10,6 +10,12 @@ use meridian_common::telemetry::{self, TelemetryArgs};
 use meridian_data_plane::app;
 use meridian_data_plane::config::{ProxyConfig, default_dataplane_id};
 
+// mimalloc's thread-local free lists make the request path's short-lived
+// allocations (buffers, futures, header maps) cheaper than glibc's malloc,
+// which profiles put at ~10% of the proxy's user-space time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Meridian data plane: routes JSON-RPC requests on the control plane's snapshots.
 #[derive(Debug, Parser)]
 #[command(name = "meridian-proxy", version)]
