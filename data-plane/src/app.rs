@@ -89,6 +89,7 @@ impl DataPlane {
                 stop.clone(),
                 config.drain_timeout,
             )),
+            tokio::spawn(crate::upstream::sweeper::run(shared.clone(), stop.clone())),
             tokio::spawn(client.run(stop)),
         ];
         tracing::info!(

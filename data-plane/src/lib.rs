@@ -8,6 +8,8 @@
 //! - [`routing`]: the routing table built from a snapshot (behind one
 //!   `ArcSwap`) and upstream selection.
 //! - [`proxy`]: the client request path, one small module per phase.
+//! - [`upstream`]: the HTTP/1.1 client to upstream nodes, with a lock-free
+//!   connection pool per upstream.
 //! - [`balance`]: what the data plane learns on its own per upstream:
 //!   ejection, concurrency limits and priority queues, latency quantiles.
 //! - [`admin_http`]: `/health`, `/ready`, `/metrics`.
@@ -22,3 +24,4 @@ pub mod metrics;
 pub mod proxy;
 pub mod routing;
 pub mod state;
+pub mod upstream;

@@ -9,13 +9,13 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use meridian_common::node_client::{NodeClient, node_client};
 
 use crate::balance::EjectionTimes;
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
 use crate::proxy::request_id::RequestIds;
 use crate::routing::RoutingTable;
+use crate::upstream::UpstreamClient;
 
 /// State shared by every part of one data plane.
 pub struct Shared {
@@ -26,8 +26,9 @@ pub struct Shared {
     pub metrics: Metrics,
     /// This data plane's region (selection prefers it).
     pub region: String,
-    /// Pooled keep-alive client to upstream nodes.
-    pub client: NodeClient,
+    /// The client tries are posted with (connections are pooled per
+    /// upstream, in its [`crate::upstream::Endpoint`]).
+    pub upstreams: UpstreamClient,
     /// Largest upstream answer buffered.
     pub max_response_bytes: usize,
     /// Generator of request ids for requests that bring none.
@@ -43,7 +44,7 @@ impl Shared {
             table: ArcSwap::from_pointee(RoutingTable::empty()),
             metrics: Metrics::default(),
             region: config.region.clone(),
-            client: node_client(&config.node_client),
+            upstreams: UpstreamClient::new(config.node_client.clone()),
             max_response_bytes: config.max_response_bytes,
             request_ids: RequestIds::new(),
             ejection_times: config.ejection,

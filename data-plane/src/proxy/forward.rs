@@ -1,8 +1,8 @@
 //! Phase: one try on one upstream, and the order upstreams are tried in.
 //!
 //! A try takes a concurrency slot on its upstream (queuing by priority when
-//! the upstream is saturated), sends the body on the pooled keep-alive
-//! client within its time budget, buffers the answer whole (capped, so a
+//! the upstream is saturated), posts the body on a pooled keep-alive
+//! connection ([`crate::upstream`]) within its time budget, buffers the answer whole (capped, so a
 //! failure mid-body is a failed try, not a truncated answer), checks it is
 //! a JSON-RPC answer to what was asked ([`super::validate`]) and gives the
 //! upstream's ejection state its verdict.
@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, StatusCode, header};
-use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
+use http::{HeaderValue, StatusCode};
 use meridian_common::jsonrpc;
 use meridian_common::snapshot::Role;
 use serde_json::value::RawValue;
@@ -32,6 +31,7 @@ use crate::balance::{Admission, Ejection, Priority, QueueError, TryKind, clock};
 use crate::metrics::NetworkStats;
 use crate::routing::{RoutedNetwork, RoutedUpstream, Tried, select_where};
 use crate::state::Shared;
+use crate::upstream::ExchangeError;
 use meridian_common::error_chain::error_chain;
 
 /// Everything the tries of one request share.
@@ -99,6 +99,17 @@ impl TryError {
     /// doing; a full queue is this data plane's.
     pub fn blames_upstream(&self) -> bool {
         !matches!(self, Self::TooLarge(_) | Self::Queue(_))
+    }
+}
+
+impl From<ExchangeError> for TryError {
+    fn from(e: ExchangeError) -> Self {
+        match e {
+            ExchangeError::Connect(e) => Self::Connect(error_chain(&e)),
+            ExchangeError::Transport(text) => Self::Transport(text),
+            ExchangeError::Protocol(e) => Self::Transport(e.to_string()),
+            ExchangeError::TooLarge(max) => Self::TooLarge(max),
+        }
     }
 }
 
@@ -311,56 +322,35 @@ async fn exchange(
     job: &Job,
     budget: Duration,
 ) -> Result<Validated, TryError> {
-    const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
     let shared = &ctx.shared;
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(upstream.uri.clone())
-        .header(header::CONTENT_TYPE, APPLICATION_JSON)
-        .body(Full::new(job.body.clone()))
-        .map_err(|e| TryError::Connect(format!("cannot build the request: {e}")))?;
     let started = Instant::now();
-    let exchange = async {
-        let response = shared.client.request(request).await.map_err(|e| {
-            let text = error_chain(&e);
-            if e.is_connect() {
-                TryError::Connect(text)
-            } else {
-                TryError::Transport(text)
-            }
-        })?;
-        let (parts, body) = response.into_parts();
-        let body = Limited::new(body, shared.max_response_bytes)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<LengthLimitError>() {
-                    TryError::TooLarge(shared.max_response_bytes)
-                } else {
-                    TryError::Transport(format!("answer broke off: {}", error_chain(&*e)))
-                }
-            })?
-            .to_bytes();
-        Ok((parts, body))
+    // Only writes must not be sent twice; every read may be.
+    let idempotent = job.route.role() != Role::Write;
+    let post = shared.upstreams.post(
+        &upstream.endpoint,
+        &job.body,
+        shared.max_response_bytes,
+        idempotent,
+    );
+    let answer = match tokio::time::timeout(budget, post).await {
+        Ok(answer) => answer?,
+        Err(_) => return Err(TryError::Timeout(budget)),
     };
-    let (parts, body) = tokio::time::timeout(budget, exchange)
-        .await
-        .unwrap_or(Err(TryError::Timeout(budget)))?;
     let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     upstream.latency.observe_us(us);
     upstream.runtime.quantiles.observe_us(us);
-    let status = parts.status;
+    let status = answer.status;
     if status.is_server_error()
         || status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::FORBIDDEN
     {
         return Err(TryError::Status(status));
     }
-    let members = validate(&body, job.batch, &job.id_refs()).map_err(TryError::Invalid)?;
+    let members = validate(&answer.body, job.batch, &job.id_refs()).map_err(TryError::Invalid)?;
     Ok(Validated {
         status,
-        content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
-        body,
+        content_type: answer.content_type,
+        body: answer.body,
         members,
         handled_by: upstream.handled_by.clone(),
     })

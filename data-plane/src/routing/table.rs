@@ -11,13 +11,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use http::{HeaderValue, Uri};
+use http::HeaderValue;
 use meridian_common::chain::ChainKind;
 use meridian_common::metrics::Histogram;
 use meridian_common::snapshot::{self, NetworkPolicy, Role, UpstreamState, Version};
 
 use crate::balance::UpstreamRuntime;
 use crate::metrics::{NetworkStats, RequestCounters};
+use crate::upstream::Endpoint;
 
 /// The `x-handled-by` value and metric label of a network's leader.
 pub const LEADER_ID: &str = "leader";
@@ -70,7 +71,9 @@ pub struct RoutedUpstream {
     pub id: String,
     /// `id` as the `x-handled-by` header value.
     pub handled_by: HeaderValue,
-    pub uri: Uri,
+    /// Where tries are posted, with its idle connections (carried across
+    /// snapshots while the URL stays the same).
+    pub endpoint: Arc<Endpoint>,
     pub region: String,
     pub roles: Vec<Role>,
     pub state: UpstreamState,
@@ -95,7 +98,7 @@ impl RoutedUpstream {
 /// they exist so that a gap there is a NACK, never a panic.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("network {network:?}: upstream {id:?}: URL {url:?} does not parse: {reason}")]
+    #[error("network {network:?}: upstream {id:?}: URL {url:?} is not usable: {reason}")]
     Url {
         network: String,
         id: String,
@@ -189,11 +192,17 @@ fn build_network(
             None => Arc::new(UpstreamRuntime::new(max_concurrency)),
         }
     };
+    let old_endpoint = |network: &str, id: &str, url: &str| -> Result<Arc<Endpoint>, BuildError> {
+        match carried(id) {
+            Some(u) if u.endpoint.url() == url => Ok(u.endpoint.clone()),
+            _ => endpoint(network, id, url),
+        }
+    };
     let head_height = n.upstreams.iter().map(|u| u.head_height).max().unwrap_or(0);
 
     let mut upstreams = Vec::with_capacity(n.upstreams.len());
     for u in n.upstreams {
-        let uri = parse_uri(&n.id, &u.id, &u.url)?;
+        let endpoint = old_endpoint(&n.id, &u.id, &u.url)?;
         let handled_by = HeaderValue::from_str(&u.id).map_err(|_| BuildError::HeaderValue {
             network: n.id.clone(),
             id: u.id.clone(),
@@ -204,7 +213,7 @@ fn build_network(
             runtime,
             selection_weight: u64::from(u.score.max(1)) * u64::from(u.weight.max(1)),
             handled_by,
-            uri,
+            endpoint,
             region: u.region,
             roles: u.roles,
             state: u.state,
@@ -229,7 +238,7 @@ fn build_network(
         Some(url) => Some(RoutedUpstream {
             id: LEADER_ID.to_owned(),
             handled_by: HeaderValue::from_static(LEADER_ID),
-            uri: parse_uri(&n.id, LEADER_ID, url)?,
+            endpoint: old_endpoint(&n.id, LEADER_ID, url)?,
             region: String::new(),
             roles: vec![Role::Read, Role::Write, Role::Archive],
             state: UpstreamState::Healthy,
@@ -254,13 +263,15 @@ fn build_network(
     })
 }
 
-fn parse_uri(network: &str, id: &str, url: &str) -> Result<Uri, BuildError> {
-    url.parse::<Uri>().map_err(|e| BuildError::Url {
-        network: network.to_owned(),
-        id: id.to_owned(),
-        url: url.to_owned(),
-        reason: e.to_string(),
-    })
+fn endpoint(network: &str, id: &str, url: &str) -> Result<Arc<Endpoint>, BuildError> {
+    Endpoint::new(url)
+        .map(Arc::new)
+        .map_err(|e| BuildError::Url {
+            network: network.to_owned(),
+            id: id.to_owned(),
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 #[cfg(test)]
