@@ -132,7 +132,7 @@ proptest! {
             }
             out.push(b']');
             let _ = sub_batch(calls.iter().map(|c| c.raw));
-            let members = validate(&Bytes::from(out), true, &ids).unwrap();
+            let members = validate(&Bytes::from(out), true, &ids).unwrap().members;
             for (i, m) in group.members.iter().zip(members) {
                 if let Some(m) = m {
                     outcomes[*i] = Outcome::Answer(m);

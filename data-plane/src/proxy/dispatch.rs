@@ -55,20 +55,21 @@ async fn run(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Report) {
 
 async fn single(ctx: &Ctx, call: &Call<'_>, body: &Bytes, archive_path: bool) -> Served {
     let network = &ctx.network;
-    let mut served = Served {
-        reply: Err(policy::refusal(&call.method, &network.id).with_id(call.id)),
-        hedged: false,
-        queue_wait: Duration::ZERO,
-    };
     if !policy::allows(&network.policy, &call.method) {
-        if call.is_notification() {
-            served.reply = Ok(no_content(
+        let reply = if call.is_notification() {
+            Ok(no_content(
                 HANDLED_BY_MERIDIAN,
                 0,
                 Some(policy::REJECTED_BY),
-            ));
-        }
-        return served;
+            ))
+        } else {
+            Err(policy::refusal(&call.method, &network.id).with_id(call.id))
+        };
+        return Served {
+            reply,
+            hedged: false,
+            queue_wait: Duration::ZERO,
+        };
     }
     let job = Job {
         route: route(network, archive_path, call),
@@ -77,9 +78,7 @@ async fn single(ctx: &Ctx, call: &Call<'_>, body: &Bytes, archive_path: bool) ->
         ids: vec![call.id.map(ToOwned::to_owned)],
     };
     let (result, report) = run(ctx, &job).await;
-    served.hedged = report.hedged;
-    served.queue_wait = report.queue_wait;
-    served.reply = match result {
+    let reply = match result {
         Ok(answer) => Ok(single_answer(call, answer, report.tries)),
         Err(mut reply) => {
             reply.tries = report.tries;
@@ -99,7 +98,11 @@ async fn single(ctx: &Ctx, call: &Call<'_>, body: &Bytes, archive_path: bool) ->
             }
         }
     };
-    served
+    Served {
+        reply,
+        hedged: report.hedged,
+        queue_wait: report.queue_wait,
+    }
 }
 
 fn single_answer(call: &Call<'_>, answer: Validated, tries: u32) -> Answer {
@@ -108,8 +111,7 @@ fn single_answer(call: &Call<'_>, answer: Validated, tries: u32) -> Answer {
     };
     // The upstream's body already carries the client's id bytes: pass it on
     // untouched. Otherwise (an upstream that re-formatted the id) rewrite.
-    let verbatim =
-        serde_json::from_slice::<IdOnly<'_>>(&answer.body).is_ok_and(|a| a.id.get() == id.get());
+    let verbatim = answer.verbatim;
     let (body, content_type) = if verbatim {
         (answer.body, answer.content_type)
     } else {
@@ -125,12 +127,6 @@ fn single_answer(call: &Call<'_>, answer: Validated, tries: u32) -> Answer {
         tries,
         rejected_by: None,
     }
-}
-
-#[derive(serde::Deserialize)]
-struct IdOnly<'a> {
-    #[serde(borrow)]
-    id: &'a serde_json::value::RawValue,
 }
 
 fn no_content(handled_by: HeaderValue, tries: u32, rejected_by: Option<&'static str>) -> Answer {

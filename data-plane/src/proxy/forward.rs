@@ -121,6 +121,8 @@ pub struct Validated {
     pub body: Bytes,
     /// One per call of the job (`None` for notifications).
     pub members: Vec<Option<Member>>,
+    /// A single answer carrying the asked id's exact text.
+    pub verbatim: bool,
     /// `x-handled-by` of the upstream that answered.
     pub handled_by: HeaderValue,
 }
@@ -346,12 +348,13 @@ async fn exchange(
     {
         return Err(TryError::Status(status));
     }
-    let members = validate(&answer.body, job.batch, &job.id_refs()).map_err(TryError::Invalid)?;
+    let checked = validate(&answer.body, job.batch, &job.id_refs()).map_err(TryError::Invalid)?;
     Ok(Validated {
         status,
         content_type: answer.content_type,
         body: answer.body,
-        members,
+        members: checked.members,
+        verbatim: checked.verbatim,
         handled_by: upstream.handled_by.clone(),
     })
 }

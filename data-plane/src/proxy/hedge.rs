@@ -96,13 +96,17 @@ pub async fn read(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Repor
     let hedge_at = Instant::now() + hedge_delay(ctx, first.upstream);
     report.tries = 1;
     report.handled_by = Some(first.upstream.handled_by.clone());
-    running.push(start(first, 0, false));
+    // The first try runs in place; only retries and the hedge go into
+    // `running`, so the common request (one try, answered) allocates no
+    // task for it.
+    let mut first = pin!(start(first, 0, false));
+    let mut first_running = true;
     let mut may_hedge = max_tries > 1;
     let mut deadline = pin!(tokio::time::sleep_until(Instant::from_std(ctx.deadline)));
     let mut hedge_timer = pin!(tokio::time::sleep_until(hedge_at));
 
     loop {
-        if running.is_empty() {
+        if !first_running && running.is_empty() {
             // Everything sent so far failed: retry if allowed.
             let retryable = last.as_ref().is_some_and(|(_, e)| may_retry(false, e));
             let target = (retryable && report.tries < max_tries && !ctx.remaining().is_zero())
@@ -117,24 +121,12 @@ pub async fn read(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Repor
             report.tries += 1;
             continue;
         }
-        tokio::select! {
-            Some((handled_by, hedge, outcome)) = running.next() => {
-                report.queue_wait = report.queue_wait.max(outcome.queue_wait);
-                match outcome.result {
-                    Ok(answer) => {
-                        if hedge {
-                            NetworkStats::bump(&network.stats.hedges_won);
-                        }
-                        report.handled_by = Some(answer.handled_by.clone());
-                        // Dropping `running` cancels the other try.
-                        return (Ok(answer), report);
-                    }
-                    Err(error) => {
-                        tracing::debug!(upstream = ?handled_by, %error, "read try failed");
-                        last = Some((handled_by, error));
-                    }
-                }
+        let finished = tokio::select! {
+            done = &mut first, if first_running => {
+                first_running = false;
+                done
             }
+            Some(done) = running.next() => done,
             () = &mut hedge_timer, if may_hedge && report.tries < max_tries => {
                 may_hedge = false;
                 if let Some(target) = next_target(network, role, &mut tried, true) {
@@ -143,6 +135,7 @@ pub async fn read(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Repor
                     running.push(start(target, report.tries, true));
                     report.tries += 1;
                 }
+                continue;
             }
             () = &mut deadline => {
                 let timeout = TryError::Timeout(Duration::from_millis(
@@ -150,6 +143,23 @@ pub async fn read(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Repor
                 ));
                 let who = report.handled_by.clone().unwrap_or(HeaderValue::from_static("meridian"));
                 return (Err(give_up(network, Some((who, timeout)), report.tries)), report);
+            }
+        };
+        let (handled_by, hedge, outcome) = finished;
+        report.queue_wait = report.queue_wait.max(outcome.queue_wait);
+        match outcome.result {
+            Ok(answer) => {
+                if hedge {
+                    NetworkStats::bump(&network.stats.hedges_won);
+                }
+                report.handled_by = Some(answer.handled_by.clone());
+                // Returning drops `first` and `running`, which cancels the
+                // other try.
+                return (Ok(answer), report);
+            }
+            Err(error) => {
+                tracing::debug!(upstream = ?handled_by, %error, "read try failed");
+                last = Some((handled_by, error));
             }
         }
     }

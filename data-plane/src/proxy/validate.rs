@@ -35,6 +35,16 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
     <&RawValue>::deserialize(d).map(Some)
 }
 
+/// What a valid answer holds.
+#[derive(Debug)]
+pub struct Validation {
+    /// One per call (`None` for notifications).
+    pub members: Vec<Option<Member>>,
+    /// A single answer whose id has the asked id's exact text: the body
+    /// can be passed to the client as it is.
+    pub verbatim: bool,
+}
+
 /// Checks `body`, sent for calls with `ids` (`None`: a notification) as a
 /// batch or as one call, and returns each call's member (`None` for
 /// notifications).
@@ -42,9 +52,12 @@ pub fn validate(
     body: &Bytes,
     batch: bool,
     ids: &[Option<&RawValue>],
-) -> Result<Vec<Option<Member>>, String> {
+) -> Result<Validation, String> {
     if ids.iter().all(Option::is_none) {
-        return Ok(vec![None; ids.len()]);
+        return Ok(Validation {
+            members: vec![None; ids.len()],
+            verbatim: false,
+        });
     }
     let text = std::str::from_utf8(body).map_err(|_| "answer is not UTF-8".to_owned())?;
     let mut members: Vec<Option<Member>> = vec![None; ids.len()];
@@ -59,7 +72,8 @@ pub fn validate(
             ));
         }
         members[0] = Some(member);
-        return Ok(members);
+        let verbatim = asked.is_some_and(|asked| asked.get() == id.get());
+        return Ok(Validation { members, verbatim });
     }
     let elements: Vec<&RawValue> = serde_json::from_str(text)
         .map_err(|e| format!("answer to a batch is not a JSON array: {e}"))?;
@@ -80,7 +94,10 @@ pub fn validate(
     {
         return Err(format!("no answer for id {}", short(missing.get())));
     }
-    Ok(members)
+    Ok(Validation {
+        members,
+        verbatim: false,
+    })
 }
 
 fn object(text: &str) -> Result<WireAnswer<'_>, String> {
@@ -138,8 +155,9 @@ mod tests {
         let owned: Vec<Option<Box<RawValue>>> = ids.iter().map(|i| i.map(id)).collect();
         let refs: Vec<Option<&RawValue>> = owned.iter().map(|i| i.as_deref()).collect();
         let body = Bytes::copy_from_slice(body.as_bytes());
-        validate(&body, batch, &refs).map(|ms| {
-            ms.into_iter()
+        validate(&body, batch, &refs).map(|v| {
+            v.members
+                .into_iter()
                 .map(|m| m.map(|m| String::from_utf8(m.value.to_vec()).unwrap()))
                 .collect()
         })
