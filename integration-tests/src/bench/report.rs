@@ -313,13 +313,15 @@ impl BenchResults {
             let _ = writeln!(
                 md,
                 "- Settings: {} repetition(s) per variant in alternating order, {} s per measurement, wrk -t1 -c{}, \
-             {} held keep-alive connections, data plane with {} worker thread(s), Meridian built `{}`",
+             {} held keep-alive connections, data plane with {} worker thread(s), Meridian built `{}`, \
+             access logs off on both proxies (nginx `access_log off`, Meridian `MERIDIAN_LOG={}`)",
                 s.reps,
                 s.duration_s,
                 s.wrk_connections,
                 s.held_connections,
                 s.worker_threads,
-                s.profile
+                s.profile,
+                super::variants::MERIDIAN_LOG_FILTER,
             );
         }
         if let Some(proxy) = &self.proxy {

@@ -306,6 +306,11 @@ fn start_nginx(ctx: &VariantContext, dir: &Path) -> Result<RunningVariant, Bench
     })
 }
 
+/// The data plane's log filter in the bench: no access line per request,
+/// as nginx runs with `access_log off`, so both proxies do the same work.
+/// Every other line (startup, snapshots, warnings) stays on.
+pub const MERIDIAN_LOG_FILTER: &str = "info,meridian::access=off";
+
 /// `control.toml` for the bench: one network `bench` with the backend as its
 /// only upstream, healthy after one probe.
 pub fn control_toml(
@@ -359,6 +364,7 @@ async fn start_meridian(ctx: &VariantContext, dir: &Path) -> Result<RunningVaria
             "--worker-threads".to_owned(),
             ctx.worker_threads.to_string(),
         ])
+        .env("MERIDIAN_LOG", MERIDIAN_LOG_FILTER)
         .start(dir)?;
     let mut running = RunningVariant {
         variant: Variant::Meridian,
