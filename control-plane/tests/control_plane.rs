@@ -206,6 +206,50 @@ async fn lag_wrong_chain_and_recovery_change_states() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_plane_that_accepts_table_gzip_gets_the_same_table_compressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (MockNode::start(7, 1).await, MockNode::start(7, 1).await);
+    let text = config_text(dir.path(), None, &[("a", &a, "eu"), ("b", &b, "us")]);
+    let plane = ControlPlane::start(config(&text)).await.unwrap();
+    let admin = admin(&plane).await;
+    eventually("a and b healthy", || {
+        let mut admin = admin.clone();
+        async move {
+            let s = snapshot(&mut admin).await;
+            (state_of(&s, "a") == Some(S::Healthy) && state_of(&s, "b") == Some(S::Healthy))
+                .then_some(())
+        }
+    })
+    .await;
+    let mut plain = Stream::open(&plane, "eu-plain", None).await;
+    let mut gzip = Stream::open_with(&plane, "eu-gzip", None, true).await;
+    // Both streams get the current version at once; should a publication
+    // fall between the two opens, compare the first version both hold.
+    let (mut p, mut g) = (plain.next().await, gzip.next().await);
+    while version(&p) != version(&g) {
+        if version(&p) < version(&g) {
+            p = plain.next().await;
+        } else {
+            g = gzip.next().await;
+        }
+    }
+    assert!(p.table.is_some() && p.table_gzip.is_empty());
+    assert!(g.table.is_none() && !g.table_gzip.is_empty());
+    assert_eq!(g.content_hash, p.content_hash);
+    let mut inflated = g.clone();
+    meridian_common::snapshot::inflate_table(&mut inflated, 1 << 20).unwrap();
+    assert_eq!(inflated.table, p.table);
+    // The data plane checks the hash over the inflated table.
+    let table = inflated.table.as_ref().unwrap();
+    assert_eq!(
+        meridian_common::snapshot::content_hash(table),
+        g.content_hash
+    );
+    gzip.ack(&g).await;
+    plain.ack(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_to_date_hello_gets_nothing_and_a_nack_parks_until_newer() {
     let dir = tempfile::tempdir().unwrap();
     let (a, n) = (MockNode::start(7, 1).await, MockNode::start(7, 1).await);

@@ -229,6 +229,7 @@ fn snapshot(seq: u64, upstreams: Vec<proto::Upstream>, leader: Option<&str>) -> 
         nonce: format!("n{seq}"),
         content_hash: content_hash(&table),
         table: Some(table),
+        table_gzip: Default::default(),
     }
 }
 
@@ -320,6 +321,7 @@ async fn applies_valid_snapshots_nacks_invalid_ones_and_keeps_serving() {
     assert_eq!(hello.region, "eu");
     assert_eq!(hello.held_version, None);
     assert_eq!(hello.held_content_hash, "");
+    assert!(hello.accepts_table_gzip);
 
     let good = snapshot(
         1,
@@ -391,6 +393,30 @@ async fn applies_valid_snapshots_nacks_invalid_ones_and_keeps_serving() {
         metrics.contains("meridian_snapshot_age_seconds "),
         "{metrics}"
     );
+
+    // The table compressed once per version: garbage is NACKed, a real
+    // compressed table is applied like a plain one.
+    let mut garbage = snapshot(4, vec![], None);
+    garbage.table = None;
+    garbage.table_gzip = b"not gzip".to_vec();
+    s.send(garbage).await;
+    let nack = nack_of(s.next().await);
+    assert!(nack.error.contains("is not gzip"), "{}", nack.error);
+    assert_eq!(dp.snapshot_version(), v(1));
+    let mut compressed = snapshot(
+        5,
+        vec![upstream("a", &a.url(), proto::UpstreamState::Healthy)],
+        None,
+    );
+    let table = compressed.table.take().unwrap();
+    compressed.table_gzip = meridian_common::snapshot::gzip_table(&table);
+    s.send(compressed).await;
+    assert_eq!(
+        ack_of(s.next().await).version,
+        Some(proto::Version { epoch: 1, seq: 5 })
+    );
+    assert_eq!(dp.snapshot_version(), v(5));
+    assert_eq!(rpc(&dp, "eth_chainId").await.headers["x-handled-by"], "a");
     dp.shutdown().await;
 }
 

@@ -74,6 +74,7 @@ fn snapshot(n: usize, seq: u64) -> proto::Snapshot {
         nonce: format!("n{seq}"),
         content_hash: content_hash(&table),
         table: Some(table),
+        table_gzip: Default::default(),
     }
 }
 

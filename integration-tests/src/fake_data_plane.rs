@@ -45,6 +45,8 @@ impl FakeDataPlane {
                 region: region.to_owned(),
                 held_version,
                 held_content_hash,
+                // Tests read the pushed table as it is: ask for it plain.
+                accepts_table_gzip: false,
             })),
         };
         // The channel is fresh and has room: this cannot fail.

@@ -3,10 +3,12 @@
 //! [`model`] holds the domain types both planes work with; [`wire`] converts
 //! them to and from the protobuf messages, validating on the way in;
 //! [`hash`] computes the content hash that makes duplicate pushes cheap to
-//! detect.
+//! detect; [`payload`] compresses the table once per version and inflates it
+//! with a cap.
 
 mod hash;
 mod model;
+mod payload;
 mod version;
 mod wire;
 
@@ -15,5 +17,6 @@ pub use model::{
     Network, NetworkPolicy, Role, RoutingTable, Upstream, UpstreamState, ValidationError,
     valid_network_id, valid_upstream_id,
 };
+pub use payload::{PayloadError, gzip_table, inflate_table};
 pub use version::Version;
 pub use wire::{decode_role, decode_table, encode_role, encode_state, encode_table};

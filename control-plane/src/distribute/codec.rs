@@ -101,6 +101,7 @@ mod tests {
                 }],
                 generated_at_unix_ms: 7,
             }),
+            table_gzip: Default::default(),
         };
         let push = SnapshotPush {
             encoded: Bytes::from(snapshot.encode_to_vec()),

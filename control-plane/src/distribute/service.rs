@@ -2,7 +2,8 @@
 //!
 //! Written by hand instead of with the generated server trait, because the
 //! generated one re-encodes every message per stream; this one sends the
-//! publisher's shared bytes through [`StreamCodec`]. Requests are decoded
+//! publisher's shared bytes through [`StreamCodec`] (the gzip-table form to
+//! data planes whose Hello accepts it, the plain form to others). Requests are decoded
 //! with the generated prost types as usual.
 //!
 //! Each stream runs one task: it waits for a new publication, a message from
@@ -126,13 +127,15 @@ impl SnapshotStreams {
             .connected(&hello.dataplane_id, &hello.region);
         let held: Version = hello.held_version.into();
         tracing::info!(dataplane = %hello.dataplane_id, region = %hello.region,
-            held = %held, stream = stream_id, "data plane connected");
+            held = %held, stream = stream_id, table_gzip = hello.accepts_table_gzip,
+            "data plane connected");
         let mut session = Session::new(format!("s{stream_id}"), held, &hello.held_content_hash);
         if let Some(rejected) = self.dataplanes.nacked_version(&hello.dataplane_id) {
             // Parks the data plane, not just one stream: reconnecting must
             // not be a way to get a rejected version again.
             session.park(rejected);
         }
+        let gzip = hello.accepts_table_gzip;
         let id = hello.dataplane_id;
         let mut current = self.current.clone();
         let mut shutdown = self.shutdown.clone();
@@ -143,8 +146,13 @@ impl SnapshotStreams {
                 && let Some(nonce) = session.offer(&published)
             {
                 tracing::debug!(dataplane = %id, version = %published.version, %nonce, "pushing snapshot");
+                let encoded = if gzip {
+                    &published.encoded_gzip
+                } else {
+                    &published.encoded
+                };
                 let push = SnapshotPush {
-                    encoded: published.encoded.clone(),
+                    encoded: encoded.clone(),
                     nonce,
                 };
                 if tx.send(Ok(push)).await.is_err() {
@@ -280,9 +288,11 @@ where
             if req.uri().path() != "/meridian.v1.SnapshotService/Stream" {
                 return Ok(Status::unimplemented("no such method").into_http());
             }
+            // No transport compression on pushes: it would compress the
+            // table once per stream. The table comes compressed once per
+            // version in `table_gzip` to data planes that accept it.
             let mut grpc = Grpc::new(StreamCodec)
                 .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES);
             Ok(grpc.streaming(StreamMethod(streams), req).await)

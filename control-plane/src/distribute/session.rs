@@ -131,6 +131,7 @@ mod tests {
             version: Version { epoch: 1, seq },
             content_hash: hash.into(),
             encoded: Bytes::new(),
+            encoded_gzip: Bytes::new(),
             snapshot: proto::Snapshot::default(),
         }
     }

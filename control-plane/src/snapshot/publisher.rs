@@ -3,9 +3,11 @@
 //! Changes (probe verdicts, admin edits) only poke a `Notify`; the publisher
 //! waits a short debounce so a burst of changes becomes one version, builds
 //! the table, and publishes a new version only when the content hash
-//! differs from the current one. Each version is encoded to protobuf once;
-//! every stream sends those same bytes (plus its own nonce), so the cost of
-//! a publication does not grow with the number of data planes.
+//! differs from the current one. Each version is encoded to protobuf once,
+//! in two forms: the table plain, and the table gzip-compressed into
+//! `table_gzip` (for data planes whose Hello accepts it). Every stream sends
+//! one of those same byte strings (plus its own nonce), so the cost of a
+//! publication does not grow with the number of data planes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use meridian_common::proto;
-use meridian_common::snapshot::{RoutingTable, Version, content_hash, decode_table, encode_table};
+use meridian_common::snapshot::{
+    RoutingTable, Version, content_hash, decode_table, encode_table, gzip_table,
+};
 use meridian_common::time::unix_ms;
 use prost::Message as _;
 use tokio::sync::{Notify, watch};
@@ -33,6 +37,9 @@ pub struct Published {
     pub content_hash: String,
     /// `snapshot` encoded once, with an empty nonce; streams append theirs.
     pub encoded: Bytes,
+    /// The same with the table in `table_gzip` (compressed once), for data
+    /// planes that accept it.
+    pub encoded_gzip: Bytes,
     /// The decoded form (nonce empty), for `GetSnapshot` and tests.
     pub snapshot: proto::Snapshot,
 }
@@ -115,8 +122,19 @@ impl Publisher {
             nonce: String::new(),
             content_hash: hash.clone(),
             table: Some(table),
+            table_gzip: Default::default(),
         };
         let encoded = Bytes::from(snapshot.encode_to_vec());
+        let encoded_gzip = Bytes::from(
+            proto::Snapshot {
+                version: snapshot.version,
+                nonce: String::new(),
+                content_hash: snapshot.content_hash.clone(),
+                table: None,
+                table_gzip: snapshot.table.as_ref().map(gzip_table).unwrap_or_default(),
+            }
+            .encode_to_vec(),
+        );
         if let Err(e) = self.store.save_snapshot(&encoded) {
             // Data planes still get it; only the restart seed is older.
             tracing::warn!(error = %e, "cannot persist the published snapshot");
@@ -125,11 +143,16 @@ impl Publisher {
             version,
             content_hash: hash,
             encoded,
+            encoded_gzip,
             snapshot,
         });
         self.tx.send_replace(Some(published.clone()));
         self.publications.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(bytes = published.encoded.len(), "published snapshot");
+        tracing::info!(
+            bytes = published.encoded.len(),
+            gzip_bytes = published.encoded_gzip.len(),
+            "published snapshot"
+        );
         Some(published)
     }
 

@@ -198,10 +198,20 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// A stream whose Hello does not accept `table_gzip` (plain tables).
     pub async fn open(
         plane: &ControlPlane,
         id: &str,
         held: Option<(proto::Version, String)>,
+    ) -> Stream {
+        Self::open_with(plane, id, held, false).await
+    }
+
+    pub async fn open_with(
+        plane: &ControlPlane,
+        id: &str,
+        held: Option<(proto::Version, String)>,
+        accepts_table_gzip: bool,
     ) -> Stream {
         let mut client = SnapshotServiceClient::connect(format!("http://{}", plane.grpc_addr()))
             .await
@@ -216,6 +226,7 @@ impl Stream {
                 region: "eu".into(),
                 held_version,
                 held_content_hash,
+                accepts_table_gzip,
             })),
         })
         .await

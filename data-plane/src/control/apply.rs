@@ -170,6 +170,7 @@ mod tests {
             nonce: "1".into(),
             content_hash: content_hash(&table),
             table: Some(table),
+            table_gzip: Default::default(),
         }
     }
 

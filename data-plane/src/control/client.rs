@@ -18,7 +18,7 @@ use meridian_common::proto;
 use meridian_common::proto::control_plane_message::Message as Inbound;
 use meridian_common::proto::data_plane_message::Message as Outbound;
 use meridian_common::proto::snapshot_service_client::SnapshotServiceClient;
-use meridian_common::snapshot::Version;
+use meridian_common::snapshot::{Version, inflate_table};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding;
@@ -151,6 +151,7 @@ impl ControlClient {
             region: self.region.clone(),
             held_version: (!held.version.is_none()).then(|| held.version.into()),
             held_content_hash: held.content_hash,
+            accepts_table_gzip: true,
         };
         tx.send(message(Outbound::Hello(hello)))
             .await
@@ -171,7 +172,7 @@ impl ControlClient {
     }
 
     /// Validates and applies one snapshot; the Ack or Nack to send back.
-    async fn answer(&self, snapshot: proto::Snapshot) -> proto::DataPlaneMessage {
+    async fn answer(&self, mut snapshot: proto::Snapshot) -> proto::DataPlaneMessage {
         let version = Version::from(snapshot.version);
         let nonce = snapshot.nonce.clone();
         let span = tracing::info_span!("snapshot", %version, nonce = %nonce);
@@ -181,12 +182,17 @@ impl ControlClient {
             Ok(version)
         } else {
             let applier = self.applier.clone();
-            // Hashing, building and fsync are blocking work: keep them off
-            // the runtime's worker threads that serve requests.
-            tokio::task::spawn_blocking(move || applier.apply(&snapshot).map_err(|e| e.to_string()))
-                .instrument(span.clone())
-                .await
-                .unwrap_or_else(|e| Err(format!("applying the snapshot failed: {e}")))
+            // The inflated table may be as large as a plain one could be.
+            let max_table = self.max_snapshot_bytes;
+            // Inflating, hashing, building and fsync are blocking work: keep
+            // them off the runtime's worker threads that serve requests.
+            tokio::task::spawn_blocking(move || {
+                inflate_table(&mut snapshot, max_table).map_err(|e| e.to_string())?;
+                applier.apply(&snapshot).map_err(|e| e.to_string())
+            })
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(|e| Err(format!("applying the snapshot failed: {e}")))
         };
         let _enter = span.enter();
         match result {

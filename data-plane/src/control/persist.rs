@@ -108,6 +108,7 @@ mod tests {
             nonce: "n".into(),
             content_hash: "abc".into(),
             table: Some(proto::RoutingTable::default()),
+            table_gzip: Default::default(),
         };
         file.save(&s).unwrap();
         assert_eq!(file.load().unwrap(), Some(s.clone()));

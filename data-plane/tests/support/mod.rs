@@ -131,6 +131,7 @@ pub fn snapshot(
         nonce: "n1".into(),
         content_hash: content_hash(&table),
         table: Some(table),
+        table_gzip: Default::default(),
     }
 }
 
