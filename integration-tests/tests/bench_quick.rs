@@ -158,6 +158,13 @@ async fn quick_mode_measures_every_figure() {
     assert!(p50 <= p99 && p99 <= max, "{fanout:?}");
     assert!(fanout.snapshot_bytes > 0);
     positive("encode time", Some(fanout.encode_ms));
+    assert!(
+        fanout.table_gzip_bytes > 0 && fanout.table_gzip_bytes < fanout.snapshot_bytes,
+        "the compressed table ({} bytes) must be smaller than the snapshot ({} bytes)",
+        fanout.table_gzip_bytes,
+        fanout.snapshot_bytes
+    );
+    positive("compress time", Some(fanout.compress_ms));
     assert!(fanout.control_plane_rss_idle_kib > 1024 && fanout.control_plane_rss_kib > 1024);
 
     let md = std::fs::read_to_string(out.path().join("results.md")).expect("results.md written");

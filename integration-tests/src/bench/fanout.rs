@@ -4,8 +4,9 @@
 //! The control plane is the real `meridian-control` binary (its RSS is then
 //! its own). The data planes are simulated in this process: each is its own
 //! gRPC connection running `SnapshotService.Stream` — Hello, then an Ack for
-//! every Snapshot, as a real data plane does. They decode only the snapshot's
-//! version and nonce (a prost message with just those fields; the table is
+//! every Snapshot, as a real data plane does; their Hello accepts the
+//! gzip-compressed table, as a real data plane's does. They decode only the
+//! snapshot's version and nonce (a prost message with just those fields; the table is
 //! skipped as an unknown field), so the bench process does not spend a second
 //! decoding a thousand copies of the table and distort the timing.
 //!
@@ -101,6 +102,13 @@ pub struct FanoutResult {
     pub snapshot_bytes: usize,
     /// Median time to encode that snapshot once (in this process, prost).
     pub encode_ms: f64,
+    /// Size of the table compressed as the control plane sends it to data
+    /// planes that accept `table_gzip` (all real ones do).
+    #[serde(default)]
+    pub table_gzip_bytes: usize,
+    /// Median time to compress the table once (in this process).
+    #[serde(default)]
+    pub compress_ms: f64,
     /// Control-plane RSS once the table is built, before streams connect.
     pub control_plane_rss_idle_kib: u64,
     /// Control-plane RSS with every stream connected, after the rounds.
@@ -230,6 +238,10 @@ pub async fn run(opts: &FanoutOptions) -> Result<FanoutResult, BenchError> {
     let upstreams = table.map_or(0, |t| t.networks.iter().map(|n| n.upstreams.len()).sum());
     let snapshot_bytes = snapshot.encoded_len();
     let encode_ms = encode_time_ms(&snapshot);
+    let (table_gzip_bytes, compress_ms) = snapshot
+        .table
+        .as_ref()
+        .map_or((0, f64::NAN), compress_time_ms);
     let control_plane_rss_idle_kib = procfs::rss_kib(control.pid())?;
 
     let logs = connect_streams(grpc, opts.streams).await?;
@@ -324,6 +336,8 @@ pub async fn run(opts: &FanoutOptions) -> Result<FanoutResult, BenchError> {
         rounds,
         snapshot_bytes,
         encode_ms,
+        table_gzip_bytes,
+        compress_ms,
         control_plane_rss_idle_kib,
         control_plane_rss_kib,
     })
@@ -428,6 +442,19 @@ fn encode_time_ms(snapshot: &pb::Snapshot) -> f64 {
     median(&times).unwrap_or(f64::NAN)
 }
 
+/// Size of `table` compressed as the control plane compresses it, and the
+/// median time to compress it once.
+fn compress_time_ms(table: &pb::RoutingTable) -> (usize, f64) {
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..5 {
+        let start = Instant::now();
+        size = meridian_common::snapshot::gzip_table(table).len();
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    (size, median(&times).unwrap_or(f64::NAN))
+}
+
 /// Connects `n` simulated data planes, each on its own connection.
 async fn connect_streams(grpc: SocketAddr, n: usize) -> Result<Vec<Arc<StreamLog>>, BenchError> {
     let gate = Arc::new(Semaphore::new(64));
@@ -472,6 +499,9 @@ async fn data_plane_stream(channel: Channel, i: usize, log: &StreamLog) -> Resul
             region: ["eu", "us", "ap"][i % 3].into(),
             held_version: None,
             held_content_hash: String::new(),
+            // As every real data plane: the table comes compressed once
+            // per version (the snapshot header decoder skips it either way).
+            accepts_table_gzip: true,
         })),
     };
     tx.send(hello).await.map_err(|e| e.to_string())?;
@@ -532,6 +562,7 @@ mod tests {
                     }],
                     generated_at_unix_ms: 5,
                 }),
+                table_gzip: Default::default(),
             })),
         };
         let bytes = real.encode_to_vec();

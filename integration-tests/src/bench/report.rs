@@ -395,6 +395,16 @@ impl BenchResults {
             );
             let _ = writeln!(
                 md,
+                "| Table compressed once per version, `table_gzip` (bytes) | {} |",
+                f.table_gzip_bytes
+            );
+            let _ = writeln!(
+                md,
+                "| Table compress time (ms, gzip level 6, once) | {} |",
+                num(f.compress_ms)
+            );
+            let _ = writeln!(
+                md,
                 "| Control-plane RSS before streams (KiB) | {} |",
                 f.control_plane_rss_idle_kib
             );
