@@ -200,7 +200,7 @@ fn date_time(unix_seconds: u64) -> [u8; 19] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -226,8 +226,16 @@ mod tests {
         assert_eq!(timestamp(t, &mut buf), "2026-11-22T01:16:49.999999Z");
     }
 
+    /// A log writer that keeps what is written (also used by telemetry's tests).
     #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Capture {
+        /// Everything written so far, as text.
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
 
     impl std::io::Write for Capture {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -267,7 +275,7 @@ mod tests {
                 "upstream ejected"
             );
         });
-        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let text = capture.text();
         let (stamp, rest) = text.split_at(TIMESTAMP_LEN);
         assert!(
             stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',

@@ -182,29 +182,8 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Capture {
-        type Writer = Capture;
-        fn make_writer(&'a self) -> Capture {
-            self.clone()
-        }
-    }
+    use crate::log_format::tests::Capture;
 
     /// The composition `init` makes, with a tracer provider that exports
     /// nowhere standing in for OTLP.
@@ -233,7 +212,7 @@ mod tests {
                     tracing::info!(upstream = "a", "logged");
                     tracing::debug!("filtered out");
                 });
-                let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+                let text = capture.text();
                 assert_eq!(text.lines().count(), 1, "{format:?}: {text}");
                 assert!(
                     text.contains("logged") && text.contains("upstream"),
