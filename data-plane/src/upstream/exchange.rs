@@ -63,11 +63,16 @@ pub struct UpstreamClient {
 impl UpstreamClient {
     /// A client verifying TLS against the webpki roots, speaking HTTP/1.1.
     pub fn new(options: NodeClientOptions) -> Self {
-        // rustls needs a process-wide crypto provider; installing it twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
+        Self::with_roots(options, roots)
+    }
+
+    /// A client verifying TLS against `roots` (a private CA's nodes, tests).
+    pub fn with_roots(options: NodeClientOptions, roots: rustls::RootCertStore) -> Self {
+        // rustls needs a process-wide crypto provider; installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut tls = rustls::ClientConfig::builder()
             .with_root_certificates(roots)
             .with_no_client_auth();
@@ -272,7 +277,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::net::TcpListener;
 
     use super::*;
 
@@ -299,6 +304,37 @@ mod tests {
         async fn start(steps: Vec<Step>) -> Node {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let url = format!("http://{}/rpc", listener.local_addr().unwrap());
+            Self::spawn(listener, url, None, steps)
+        }
+
+        /// The same node behind TLS, with a fresh self-signed certificate
+        /// for `localhost`; also the root store that trusts it.
+        async fn start_tls(steps: Vec<Step>) -> (Node, rustls::RootCertStore) {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let rcgen::CertifiedKey { cert, signing_key } =
+                rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+            let key = rustls::pki_types::PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
+            let config = rustls::ServerConfig::builder()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert.der().clone()], key)
+                .unwrap();
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(cert.der().clone()).unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!(
+                "https://localhost:{}/rpc",
+                listener.local_addr().unwrap().port()
+            );
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            (Self::spawn(listener, url, Some(acceptor), steps), roots)
+        }
+
+        fn spawn(
+            listener: TcpListener,
+            url: String,
+            tls: Option<tokio_rustls::TlsAcceptor>,
+            steps: Vec<Step>,
+        ) -> Node {
             let accepted = Arc::new(AtomicUsize::new(0));
             let requests = Arc::new(Mutex::new(Vec::new()));
             let steps = Arc::new(Mutex::new(steps.into_iter()));
@@ -308,9 +344,16 @@ mod tests {
                 loop {
                     let (stream, _) = listener.accept().await.unwrap();
                     a.fetch_add(1, Ordering::SeqCst);
-                    let (c, steps, r) = (c.clone(), steps.clone(), r.clone());
+                    let (c, steps, r, tls) = (c.clone(), steps.clone(), r.clone(), tls.clone());
                     tokio::spawn(async move {
-                        serve(stream, steps, r).await;
+                        match tls {
+                            None => serve(stream, steps, r).await,
+                            Some(acceptor) => {
+                                if let Ok(stream) = acceptor.accept(stream).await {
+                                    serve(stream, steps, r).await;
+                                }
+                            }
+                        }
                         c.fetch_add(1, Ordering::SeqCst);
                     });
                 }
@@ -330,7 +373,10 @@ mod tests {
 
     type Steps = Arc<Mutex<std::vec::IntoIter<Step>>>;
 
-    async fn serve(mut stream: TcpStream, steps: Steps, requests: Arc<Mutex<Vec<String>>>) {
+    async fn serve<S>(mut stream: S, steps: Steps, requests: Arc<Mutex<Vec<String>>>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
         let mut buf = Vec::new();
         loop {
             // One request: the head, then content-length bytes.
@@ -383,6 +429,37 @@ mod tests {
         client
             .post(e, &Bytes::from_static(BODY.as_bytes()), 1024, idempotent)
             .await
+    }
+
+    #[tokio::test]
+    async fn speaks_tls_verifies_the_node_and_reuses_the_session() {
+        let (node, roots) = Node::start_tls(vec![Step::Answer(OK); 4]).await;
+        let trusting = UpstreamClient::with_roots(NodeClientOptions::default(), roots);
+        let endpoint = Endpoint::new(&node.url).unwrap();
+        for _ in 0..3 {
+            let answer = post(&trusting, &endpoint, true).await.unwrap();
+            assert_eq!(&answer.body[..], br#"{"jsonrpc":"2.0","id":1,"result":1}"#);
+        }
+        assert_eq!(node.accepted(), 1, "one TLS connection for three requests");
+        // A write polls its idle connection first: the session ticket the
+        // node sent after the handshake must not read as garbage.
+        assert_eq!(
+            post(&trusting, &endpoint, false).await.unwrap().status,
+            StatusCode::OK
+        );
+        assert_eq!(node.accepted(), 1);
+        let requests = node.requests.lock().unwrap().clone();
+        assert!(requests[0].contains("host: localhost:"), "{}", requests[0]);
+
+        // Without the node's root the handshake fails, and nothing is sent.
+        let (untrusted, _) = Node::start_tls(vec![Step::Answer(OK)]).await;
+        let endpoint = Endpoint::new(&untrusted.url).unwrap();
+        let err = post(&client(), &endpoint, true).await.unwrap_err();
+        assert!(
+            matches!(err, ExchangeError::Connect(ConnectError::Tls { .. })),
+            "{err:?}"
+        );
+        assert!(untrusted.requests.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
