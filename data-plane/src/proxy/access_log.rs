@@ -4,11 +4,13 @@
 //! log format (`--log-format json`) writes it as one JSON object per line,
 //! and operators can filter it alone (`RUST_LOG=meridian::access=info`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, StatusCode};
 
 use crate::balance::Priority;
+use crate::routing::RoutedNetwork;
 
 /// The `tracing` target of access log lines.
 pub const TARGET: &str = "meridian::access";
@@ -19,7 +21,9 @@ pub struct AccessLog {
     pub started: Instant,
     /// `x-request-id` (a header value: cloning it does not allocate).
     pub request_id: HeaderValue,
-    pub network: String,
+    /// The network, once known (shared, not copied: its id is read when
+    /// the line is written).
+    pub network: Option<Arc<RoutedNetwork>>,
     /// The method of a single call, `batch` for a batch, empty before parsing.
     pub method: String,
     /// Elements of a batch (1 for a single call, 0 before parsing).
@@ -43,7 +47,7 @@ impl AccessLog {
         Self {
             started,
             request_id,
-            network: String::new(),
+            network: None,
             method: String::new(),
             batch_size: 0,
             priority,
@@ -64,7 +68,7 @@ impl AccessLog {
         tracing::info!(
             target: TARGET,
             request_id = text(Some(&self.request_id)),
-            network = self.network.as_str(),
+            network = self.network.as_ref().map_or("", |n| n.id.as_str()),
             method = self.method.as_str(),
             batch_size = self.batch_size,
             status = self.status.as_u16(),

@@ -348,7 +348,12 @@ async fn exchange(
     {
         return Err(TryError::Status(status));
     }
-    let checked = validate(&answer.body, job.batch, &job.id_refs()).map_err(TryError::Invalid)?;
+    let checked = match job.ids.as_slice() {
+        // One call (the common case): its id on the stack, no Vec.
+        [only] => validate(&answer.body, job.batch, &[only.as_deref()]),
+        _ => validate(&answer.body, job.batch, &job.id_refs()),
+    }
+    .map_err(TryError::Invalid)?;
     Ok(Validated {
         status,
         content_type: answer.content_type,

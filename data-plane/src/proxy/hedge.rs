@@ -102,8 +102,15 @@ pub async fn read(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Repor
     let mut first = pin!(start(first, 0, false));
     let mut first_running = true;
     let mut may_hedge = max_tries > 1;
-    let mut deadline = pin!(tokio::time::sleep_until(Instant::from_std(ctx.deadline)));
-    let mut hedge_timer = pin!(tokio::time::sleep_until(hedge_at));
+    // One timer for both moments (a timer costs a registration in tokio's
+    // wheel): the hedge delay first, then, reset, the request deadline.
+    let deadline = Instant::from_std(ctx.deadline);
+    let first_alarm = if may_hedge {
+        hedge_at.min(deadline)
+    } else {
+        deadline
+    };
+    let mut alarm = pin!(tokio::time::sleep_until(first_alarm));
 
     loop {
         if !first_running && running.is_empty() {
@@ -127,17 +134,22 @@ pub async fn read(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Repor
                 done
             }
             Some(done) = running.next() => done,
-            () = &mut hedge_timer, if may_hedge && report.tries < max_tries => {
-                may_hedge = false;
-                if let Some(target) = next_target(network, role, &mut tried, true) {
-                    NetworkStats::bump(&network.stats.hedges_fired);
-                    report.hedged = true;
-                    running.push(start(target, report.tries, true));
-                    report.tries += 1;
+            () = &mut alarm => {
+                if may_hedge && Instant::now() < deadline {
+                    // The hedge moment: at most one backup try, then the
+                    // alarm waits for the deadline.
+                    may_hedge = false;
+                    alarm.as_mut().reset(deadline);
+                    if report.tries < max_tries
+                        && let Some(target) = next_target(network, role, &mut tried, true)
+                    {
+                        NetworkStats::bump(&network.stats.hedges_fired);
+                        report.hedged = true;
+                        running.push(start(target, report.tries, true));
+                        report.tries += 1;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            () = &mut deadline => {
                 let timeout = TryError::Timeout(Duration::from_millis(
                     u64::from(network.policy.request_timeout_ms),
                 ));

@@ -50,7 +50,7 @@ where
     let response = async {
         let response = match network::resolve(&table, request.uri().path()) {
             Ok((network, archive)) => {
-                log.network.clone_from(&network.id);
+                log.network = Some(network.clone());
                 tracing::Span::current().record("network", network.id.as_str());
                 let ctx = Ctx {
                     deadline: started

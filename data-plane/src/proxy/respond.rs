@@ -15,6 +15,21 @@ use meridian_common::serve::Body;
 
 use super::headers::{X_HANDLED_BY, X_MERIDIAN_TRIES, X_REJECTED_BY, X_REQUEST_ID};
 use super::reply::{Answer, ErrorReply};
+use super::retry::MAX_TRIES;
+
+/// `x-meridian-tries` values for every try count one call can reach, so a
+/// response does not format (and allocate) its count.
+const TRIES: [&str; MAX_TRIES as usize + 1] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+];
+
+/// The `x-meridian-tries` value for `tries` (a batch can sum past the table).
+fn tries_value(tries: u32) -> HeaderValue {
+    usize::try_from(tries)
+        .ok()
+        .and_then(|i| TRIES.get(i))
+        .map_or_else(|| HeaderValue::from(tries), |t| HeaderValue::from_static(t))
+}
 
 /// `x-handled-by` of answers Meridian gives itself.
 pub const HANDLED_BY_MERIDIAN: HeaderValue = HeaderValue::from_static("meridian");
@@ -74,7 +89,7 @@ fn common_headers(
 ) {
     headers.insert(X_REQUEST_ID, request_id);
     headers.insert(X_HANDLED_BY, handled_by);
-    headers.insert(X_MERIDIAN_TRIES, HeaderValue::from(tries));
+    headers.insert(X_MERIDIAN_TRIES, tries_value(tries));
 }
 
 #[cfg(test)]
@@ -104,6 +119,13 @@ mod tests {
             body,
             r#"{"jsonrpc":"2.0","id":"abc","error":{"code":-32601,"message":"no"}}"#
         );
+    }
+
+    #[test]
+    fn tries_are_counted_past_the_table_too() {
+        assert_eq!(tries_value(0), "0");
+        assert_eq!(tries_value(16), "16");
+        assert_eq!(tries_value(40), "40");
     }
 
     #[test]
