@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use bytes::Bytes;
-use http::Uri;
+use meridian_common::url::parse_node_url;
 use rustls::pki_types::ServerName;
 
 use super::pool::IdlePool;
@@ -38,28 +38,15 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Prepares `url` (`http` or `https`, validated by the snapshot
-    /// checks already; refused here again rather than trusted).
+    /// Prepares `url`: the same URLs the snapshot checks accept
+    /// ([`parse_node_url`]), refused here again rather than trusted.
     pub fn new(url: &str) -> Result<Self, EndpointError> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| EndpointError::Url(format!("malformed URL: {e}")))?;
-        let tls = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => {
-                return Err(EndpointError::Url(
-                    "the scheme must be http or https".into(),
-                ));
-            }
-        };
+        let uri = parse_node_url(url).map_err(|e| EndpointError::Url(e.to_string()))?;
+        let tls = uri.scheme_str() == Some("https");
         let authority = uri
             .authority()
             .ok_or_else(|| EndpointError::Url("no host".into()))?;
         let host = authority.host();
-        if host.is_empty() {
-            return Err(EndpointError::Url("no host".into()));
-        }
         let bare_host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
