@@ -62,12 +62,6 @@ pub struct Job {
     pub ids: Vec<Option<Box<RawValue>>>,
 }
 
-impl Job {
-    fn id_refs(&self) -> Vec<Option<&RawValue>> {
-        self.ids.iter().map(|i| i.as_deref()).collect()
-    }
-}
-
 /// Why one try failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TryError {
@@ -348,12 +342,7 @@ async fn exchange(
     {
         return Err(TryError::Status(status));
     }
-    let checked = match job.ids.as_slice() {
-        // One call (the common case): its id on the stack, no Vec.
-        [only] => validate(&answer.body, job.batch, &[only.as_deref()]),
-        _ => validate(&answer.body, job.batch, &job.id_refs()),
-    }
-    .map_err(TryError::Invalid)?;
+    let checked = validate(&answer.body, job.batch, &job.ids).map_err(TryError::Invalid)?;
     Ok(Validated {
         status,
         content_type: answer.content_type,

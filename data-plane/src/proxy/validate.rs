@@ -13,6 +13,8 @@
 //! nothing; an upstream's answer to a request of only notifications is not
 //! read.
 
+use std::ops::Deref;
+
 use bytes::Bytes;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -47,12 +49,12 @@ pub struct Validation {
 
 /// Checks `body`, sent for calls with `ids` (`None`: a notification) as a
 /// batch or as one call, and returns each call's member (`None` for
-/// notifications).
-pub fn validate(
-    body: &Bytes,
-    batch: bool,
-    ids: &[Option<&RawValue>],
-) -> Result<Validation, String> {
+/// notifications). The ids may be borrowed or owned (`&RawValue`,
+/// `Box<RawValue>`), so callers pass what they hold without collecting.
+pub fn validate<Id>(body: &Bytes, batch: bool, ids: &[Option<Id>]) -> Result<Validation, String>
+where
+    Id: Deref<Target = RawValue>,
+{
     if ids.iter().all(Option::is_none) {
         return Ok(Validation {
             members: vec![None; ids.len()],
@@ -64,7 +66,7 @@ pub fn validate(
     if !batch {
         let answer = object(text)?;
         let (id, member) = member(body, &answer)?;
-        let asked = ids.first().copied().flatten();
+        let asked = ids.first().and_then(Option::as_deref);
         if !asked.is_some_and(|asked| same_id(asked, id)) {
             return Err(format!(
                 "answer is for id {}, not the one asked",
@@ -83,14 +85,14 @@ pub fn validate(
         let slot = ids
             .iter()
             .zip(members.iter())
-            .position(|(asked, m)| m.is_none() && asked.is_some_and(|a| same_id(a, id)))
+            .position(|(asked, m)| m.is_none() && asked.as_deref().is_some_and(|a| same_id(a, id)))
             .ok_or_else(|| format!("answer for id {} that was not asked", short(id.get())))?;
         members[slot] = Some(member);
     }
     if let Some(missing) = ids
         .iter()
         .zip(members.iter())
-        .find_map(|(asked, m)| if m.is_none() { *asked } else { None })
+        .find_map(|(asked, m)| if m.is_none() { asked.as_deref() } else { None })
     {
         return Err(format!("no answer for id {}", short(missing.get())));
     }
@@ -153,9 +155,8 @@ mod tests {
 
     fn check(body: &str, batch: bool, ids: &[Option<&str>]) -> Result<Vec<Option<String>>, String> {
         let owned: Vec<Option<Box<RawValue>>> = ids.iter().map(|i| i.map(id)).collect();
-        let refs: Vec<Option<&RawValue>> = owned.iter().map(|i| i.as_deref()).collect();
         let body = Bytes::copy_from_slice(body.as_bytes());
-        validate(&body, batch, &refs).map(|v| {
+        validate(&body, batch, &owned).map(|v| {
             v.members
                 .into_iter()
                 .map(|m| m.map(|m| String::from_utf8(m.value.to_vec()).unwrap()))
