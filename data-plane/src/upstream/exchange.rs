@@ -140,11 +140,12 @@ async fn round_trip(
             }
             break head;
         }
-        match read_more(conn).await {
-            Ok(0) if conn.buf.is_empty() => return Err(broke_off("before an answer")),
-            Ok(0) => return Err(broke_off("in the answer's head")),
-            Ok(_) => {}
-            Err(e) => return Err(transport("reading the answer", &e)),
+        if !read_more(conn).await? {
+            return Err(broke_off(if conn.buf.is_empty() {
+                "before an answer"
+            } else {
+                "in the answer's head"
+            }));
         }
     };
     let (body, complete) = read_body(conn, &head, max_answer).await?;
@@ -210,11 +211,7 @@ async fn read_body(
                 conn.buf.reserve(len - conn.buf.len());
             }
             while conn.buf.len() < len {
-                match read_more(conn).await {
-                    Ok(0) => return Err(broke_off("in the answer's body")),
-                    Ok(_) => {}
-                    Err(e) => return Err(transport("reading the answer", &e)),
-                }
+                read_required(conn, "in the answer's body").await?;
             }
             let body = if len <= COPY_ANSWER_UP_TO {
                 let body = Bytes::copy_from_slice(&conn.buf[..len]);
@@ -234,11 +231,7 @@ async fn read_body(
                     Err(ChunkedError::TooLarge(max)) => return Err(ExchangeError::TooLarge(max)),
                     Err(ChunkedError::Protocol(e)) => return Err(e.into()),
                 }
-                match read_more(conn).await {
-                    Ok(0) => return Err(broke_off("in the answer's chunked body")),
-                    Ok(_) => {}
-                    Err(e) => return Err(transport("reading the answer", &e)),
-                }
+                read_required(conn, "in the answer's chunked body").await?;
             }
         }
         Framing::UntilClose => {
@@ -246,10 +239,8 @@ async fn read_body(
                 if conn.buf.len() > max {
                     return Err(ExchangeError::TooLarge(max));
                 }
-                match read_more(conn).await {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) => return Err(transport("reading the answer", &e)),
+                if !read_more(conn).await? {
+                    break;
                 }
             }
             let body = conn.buf.split().freeze();
@@ -258,9 +249,24 @@ async fn read_body(
     }
 }
 
-async fn read_more(conn: &mut Conn) -> std::io::Result<usize> {
+/// Reads more of the answer into the buffer; `false` when the upstream
+/// closed the connection.
+async fn read_more(conn: &mut Conn) -> Result<bool, ExchangeError> {
     conn.reserve_read();
-    conn.stream.read_buf(&mut conn.buf).await
+    match conn.stream.read_buf(&mut conn.buf).await {
+        Ok(n) => Ok(n > 0),
+        Err(e) => Err(transport("reading the answer", &e)),
+    }
+}
+
+/// Reads more of an answer that cannot end here; a close is an answer
+/// broken off `where_`.
+async fn read_required(conn: &mut Conn, where_: &str) -> Result<(), ExchangeError> {
+    if read_more(conn).await? {
+        Ok(())
+    } else {
+        Err(broke_off(where_))
+    }
 }
 
 fn transport(what: &str, e: &std::io::Error) -> ExchangeError {
