@@ -192,7 +192,7 @@ fn build_network(
             None => Arc::new(UpstreamRuntime::new(max_concurrency)),
         }
     };
-    let old_endpoint = |network: &str, id: &str, url: &str| -> Result<Arc<Endpoint>, BuildError> {
+    let endpoint_for = |network: &str, id: &str, url: &str| -> Result<Arc<Endpoint>, BuildError> {
         match carried(id) {
             Some(u) if u.endpoint.url() == url => Ok(u.endpoint.clone()),
             _ => endpoint(network, id, url),
@@ -202,7 +202,7 @@ fn build_network(
 
     let mut upstreams = Vec::with_capacity(n.upstreams.len());
     for u in n.upstreams {
-        let endpoint = old_endpoint(&n.id, &u.id, &u.url)?;
+        let endpoint = endpoint_for(&n.id, &u.id, &u.url)?;
         let handled_by = HeaderValue::from_str(&u.id).map_err(|_| BuildError::HeaderValue {
             network: n.id.clone(),
             id: u.id.clone(),
@@ -238,7 +238,7 @@ fn build_network(
         Some(url) => Some(RoutedUpstream {
             id: LEADER_ID.to_owned(),
             handled_by: HeaderValue::from_static(LEADER_ID),
-            endpoint: old_endpoint(&n.id, LEADER_ID, url)?,
+            endpoint: endpoint_for(&n.id, LEADER_ID, url)?,
             region: String::new(),
             roles: vec![Role::Read, Role::Write, Role::Archive],
             state: UpstreamState::Healthy,
@@ -338,6 +338,38 @@ pub(crate) mod tests {
         assert_eq!(n.leader.as_ref().unwrap().handled_by, "leader");
         assert!(t.is_loaded());
         assert!(!RoutingTable::empty().is_loaded());
+    }
+
+    #[test]
+    fn carries_endpoints_and_their_idle_connections_while_the_url_stays() {
+        let build = |seq, url: &str, previous: &RoutingTable| {
+            let mut a = upstream("a", "eu", UpstreamState::Healthy, 90);
+            a.url = url.to_owned();
+            RoutingTable::build(
+                meta(seq),
+                model(vec![a], Some("http://127.0.0.1:2")),
+                "eu",
+                previous,
+            )
+            .unwrap()
+        };
+        let endpoints = |t: &RoutingTable| {
+            let n = t.network("eth").unwrap();
+            (
+                n.upstreams[0].endpoint.clone(),
+                n.leader.as_ref().unwrap().endpoint.clone(),
+            )
+        };
+        let first = build(1, "http://127.0.0.1:1/a", &RoutingTable::empty());
+        let second = build(2, "http://127.0.0.1:1/a", &first);
+        let (a1, leader1) = endpoints(&first);
+        let (a2, leader2) = endpoints(&second);
+        assert!(Arc::ptr_eq(&a1, &a2) && Arc::ptr_eq(&leader1, &leader2));
+        // A new URL is a new endpoint: connections to the old one are not reused.
+        let third = build(3, "http://127.0.0.1:1/moved", &second);
+        let (a3, leader3) = endpoints(&third);
+        assert!(!Arc::ptr_eq(&a2, &a3) && Arc::ptr_eq(&leader2, &leader3));
+        assert_eq!(a3.url(), "http://127.0.0.1:1/moved");
     }
 
     #[test]

@@ -551,6 +551,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_sweep_closes_connections_closed_by_the_node_or_idle_too_long() {
+        let closing = Node::start(vec![Step::AnswerAndClose(OK)]).await;
+        let open = Node::start(vec![Step::Answer(OK)]).await;
+        let client = client();
+        let (a, b) = (
+            Endpoint::new(&closing.url).unwrap(),
+            Endpoint::new(&open.url).unwrap(),
+        );
+        post(&client, &a, true).await.unwrap();
+        post(&client, &b, true).await.unwrap();
+        assert_eq!((a.idle_connections(), b.idle_connections()), (1, 1));
+        let closed = async {
+            while closing.closed.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), closed)
+            .await
+            .unwrap();
+        // Within the idle timeout: only the one the node closed goes.
+        client.sweep(&a);
+        client.sweep(&b);
+        assert_eq!((a.idle_connections(), b.idle_connections()), (0, 1));
+        // Past the idle timeout, an open one goes too.
+        b.idle.sweep(Duration::ZERO);
+        assert_eq!(b.idle_connections(), 0);
+    }
+
+    #[tokio::test]
     async fn refuses_oversized_and_malformed_answers() {
         let big = "HTTP/1.1 200 OK\r\ncontent-length: 5000\r\n\r\n";
         let node = Node::start(vec![
