@@ -128,7 +128,7 @@ pub async fn read(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Repor
             report.tries += 1;
             continue;
         }
-        let finished = tokio::select! {
+        let (handled_by, hedge, outcome) = tokio::select! {
             done = &mut first, if first_running => {
                 first_running = false;
                 done
@@ -157,7 +157,6 @@ pub async fn read(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Repor
                 return (Err(give_up(network, Some((who, timeout)), report.tries)), report);
             }
         };
-        let (handled_by, hedge, outcome) = finished;
         report.queue_wait = report.queue_wait.max(outcome.queue_wait);
         match outcome.result {
             Ok(answer) => {
