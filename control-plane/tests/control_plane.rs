@@ -125,16 +125,10 @@ async fn lag_wrong_chain_and_recovery_change_states() {
     );
     let plane = ControlPlane::start(config(&text)).await.unwrap();
     let mut admin = admin(&plane).await;
-    let s = eventually("a and b healthy, c quarantined", || {
-        let mut admin = admin.clone();
-        async move {
-            let s = snapshot(&mut admin).await;
-            (state_of(&s, "a") == Some(S::Healthy)
-                && state_of(&s, "b") == Some(S::Healthy)
-                && state_of(&s, "c") == Some(S::Quarantined))
-            .then_some(s)
-        }
-    })
+    let s = snapshot_with(
+        &admin,
+        &[("a", S::Healthy), ("b", S::Healthy), ("c", S::Quarantined)],
+    )
     .await;
     let c_entry = s.table.unwrap().networks[0]
         .upstreams
@@ -147,14 +141,7 @@ async fn lag_wrong_chain_and_recovery_change_states() {
     // The leader and a move on; b stays behind by more than max_lag_blocks.
     leader.set_height(150);
     a.set_height(150);
-    let s = eventually("b lagging", || {
-        let mut admin = admin.clone();
-        async move {
-            let s = snapshot(&mut admin).await;
-            (state_of(&s, "b") == Some(S::Lagging)).then_some(s)
-        }
-    })
-    .await;
+    let s = snapshot_with(&admin, &[("b", S::Lagging)]).await;
     let b_entry = s.table.unwrap().networks[0]
         .upstreams
         .iter()
@@ -171,15 +158,7 @@ async fn lag_wrong_chain_and_recovery_change_states() {
 
     b.set_height(150);
     a.failing.store(true, std::sync::atomic::Ordering::SeqCst);
-    eventually("b healthy again, a failing", || {
-        let mut admin = admin.clone();
-        async move {
-            let s = snapshot(&mut admin).await;
-            (state_of(&s, "b") == Some(S::Healthy) && state_of(&s, "a") == Some(S::Failing))
-                .then_some(())
-        }
-    })
-    .await;
+    snapshot_with(&admin, &[("b", S::Healthy), ("a", S::Failing)]).await;
     let list = admin
         .list_upstreams(proto::ListUpstreamsRequest {
             network_id: "eth-local".into(),
@@ -212,15 +191,7 @@ async fn a_data_plane_that_accepts_table_gzip_gets_the_same_table_compressed() {
     let text = config_text(dir.path(), None, &[("a", &a, "eu"), ("b", &b, "us")]);
     let plane = ControlPlane::start(config(&text)).await.unwrap();
     let admin = admin(&plane).await;
-    eventually("a and b healthy", || {
-        let mut admin = admin.clone();
-        async move {
-            let s = snapshot(&mut admin).await;
-            (state_of(&s, "a") == Some(S::Healthy) && state_of(&s, "b") == Some(S::Healthy))
-                .then_some(())
-        }
-    })
-    .await;
+    snapshot_with(&admin, &[("a", S::Healthy), ("b", S::Healthy)]).await;
     let mut plain = Stream::open(&plane, "eu-plain", None).await;
     let mut gzip = Stream::open_with(&plane, "eu-gzip", None, true).await;
     // Both streams get the current version at once; should a publication
@@ -257,14 +228,7 @@ async fn up_to_date_hello_gets_nothing_and_a_nack_parks_until_newer() {
         .await
         .unwrap();
     let mut admin = admin(&plane).await;
-    let current = eventually("a healthy", || {
-        let mut admin = admin.clone();
-        async move {
-            let s = snapshot(&mut admin).await;
-            (state_of(&s, "a") == Some(S::Healthy)).then_some(s)
-        }
-    })
-    .await;
+    let current = snapshot_with(&admin, &[("a", S::Healthy)]).await;
 
     // Up to date: the first push this stream sees is the next version.
     let mut fresh = Stream::open(
@@ -523,11 +487,7 @@ async fn a_restart_keeps_versions_increasing_and_admin_changes() {
         })
         .await
         .unwrap();
-    eventually("a healthy", || {
-        let mut admin = admin.clone();
-        async move { (state_of(&snapshot(&mut admin).await, "a") == Some(S::Healthy)).then_some(()) }
-    })
-    .await;
+    snapshot_with(&admin, &[("a", S::Healthy)]).await;
     let last = plane.current_version();
     plane.shutdown().await;
 

@@ -191,6 +191,30 @@ pub fn state_of(s: &proto::Snapshot, id: &str) -> Option<proto::UpstreamState> {
         .map(|u| u.state())
 }
 
+/// The first published snapshot in which every upstream in `states` has
+/// its state (polled through the admin API, as [`eventually`]).
+pub async fn snapshot_with(
+    admin: &AdminServiceClient<Channel>,
+    states: &[(&str, proto::UpstreamState)],
+) -> proto::Snapshot {
+    let what = states
+        .iter()
+        .map(|(id, state)| format!("{id} {}", state.as_str_name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    eventually(&what, || {
+        let mut admin = admin.clone();
+        async move {
+            let s = snapshot(&mut admin).await;
+            states
+                .iter()
+                .all(|(id, state)| state_of(&s, id) == Some(*state))
+                .then_some(s)
+        }
+    })
+    .await
+}
+
 /// A scripted data plane: one real stream.
 pub struct Stream {
     pub tx: mpsc::Sender<proto::DataPlaneMessage>,
