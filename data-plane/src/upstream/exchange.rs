@@ -375,6 +375,18 @@ mod tests {
         fn accepted(&self) -> usize {
             self.accepted.load(Ordering::SeqCst)
         }
+
+        /// Waits (at most 10 s) until the node has closed a connection.
+        async fn wait_closed(&self) {
+            let closed = async {
+                while self.closed.load(Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), closed)
+                .await
+                .unwrap();
+        }
     }
 
     type Steps = Arc<Mutex<std::vec::IntoIter<Step>>>;
@@ -534,14 +546,7 @@ mod tests {
         // The node closed without saying so: the connection looks idle and
         // reusable until it is polled.
         assert_eq!(endpoint.idle_connections(), 1);
-        let closed = async {
-            while node.closed.load(Ordering::SeqCst) == 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), closed)
-            .await
-            .unwrap();
+        node.wait_closed().await;
         // A write polls the idle connection first, finds it closed and opens
         // another: sent once, answered.
         let answer = post(&client, &endpoint, false).await.unwrap();
@@ -562,14 +567,7 @@ mod tests {
         post(&client, &a, true).await.unwrap();
         post(&client, &b, true).await.unwrap();
         assert_eq!((a.idle_connections(), b.idle_connections()), (1, 1));
-        let closed = async {
-            while closing.closed.load(Ordering::SeqCst) == 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), closed)
-            .await
-            .unwrap();
+        closing.wait_closed().await;
         // Within the idle timeout: only the one the node closed goes.
         client.sweep(&a);
         client.sweep(&b);
