@@ -23,5 +23,5 @@ pub mod runtime;
 pub use concurrency::{Limiter, Permit, QueueError};
 pub use ejection::{Admission, Ejection, EjectionTimes, TryKind};
 pub use latency::LatencyQuantiles;
-pub use priority::Priority;
+pub use priority::{Priority, PriorityHeaders};
 pub use runtime::UpstreamRuntime;

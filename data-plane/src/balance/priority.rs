@@ -49,28 +49,50 @@ impl Priority {
 
     /// The class a request's headers ask for.
     pub fn from_headers(headers: &HeaderMap) -> Priority {
-        let mut best = Priority::Low;
-        for v in headers.get_all(X_PRIORITY) {
-            let asked = match v.as_bytes().trim_ascii() {
+        let mut asked = PriorityHeaders::default();
+        for (name, value) in headers {
+            asked.observe(name.as_str().as_bytes(), value.as_bytes());
+        }
+        asked.priority()
+    }
+}
+
+/// The priority headers of one request, observed one header at a time, so
+/// a server that never builds a `HeaderMap` reads them in its own pass.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PriorityHeaders {
+    asked: Priority,
+    high: bool,
+    fast_track: bool,
+}
+
+impl PriorityHeaders {
+    /// Takes note of one header (any other header is ignored).
+    pub fn observe(&mut self, name: &[u8], value: &[u8]) {
+        let value = value.trim_ascii();
+        if name.eq_ignore_ascii_case(X_PRIORITY.as_str().as_bytes()) {
+            let asked = match value {
                 b if b.eq_ignore_ascii_case(b"fast-track") => Priority::FastTrack,
                 b if b.eq_ignore_ascii_case(b"high") => Priority::High,
                 _ => Priority::Low,
             };
-            best = best.min(asked);
+            self.asked = self.asked.min(asked);
+        } else if name.eq_ignore_ascii_case(X_HIGH_PRIORITY.as_str().as_bytes()) {
+            self.high |= value.eq_ignore_ascii_case(b"true");
+        } else if name.eq_ignore_ascii_case(X_FAST_TRACK.as_str().as_bytes()) {
+            self.fast_track |= value.eq_ignore_ascii_case(b"true");
         }
-        let flag = |name: &HeaderName| {
-            headers
-                .get_all(name)
-                .iter()
-                .any(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"true"))
-        };
-        if flag(&X_HIGH_PRIORITY) {
-            best = best.min(Priority::High);
+    }
+
+    /// The highest class asked for.
+    pub fn priority(self) -> Priority {
+        if self.fast_track {
+            Priority::FastTrack
+        } else if self.high {
+            self.asked.min(Priority::High)
+        } else {
+            self.asked
         }
-        if flag(&X_FAST_TRACK) {
-            best = Priority::FastTrack;
-        }
-        best
     }
 }
 

@@ -13,16 +13,50 @@ use meridian_common::jsonrpc;
 
 use super::reply::ErrorReply;
 
+/// The body of a client request, as the server that read its head hands
+/// it to the pipeline (which knows the limit only once the network is).
+pub trait RequestBody {
+    /// Reads the whole body if it is at most `max` bytes; a declared
+    /// length over `max` is refused before a byte is read.
+    fn read(self, max: u64) -> impl Future<Output = Result<Bytes, ErrorReply>> + Send;
+}
+
+/// A body hyper reads (HTTP/2, chunked, and everything the HTTP/1.1 fast
+/// path hands over).
+#[derive(Debug)]
+pub struct HyperBody<B> {
+    /// The request's `Content-Length`, if it declared one.
+    pub content_length: Option<u64>,
+    pub body: B,
+}
+
+impl<B> HyperBody<B> {
+    pub fn new(headers: &HeaderMap, body: B) -> Self {
+        Self {
+            content_length: content_length(headers),
+            body,
+        }
+    }
+}
+
+impl<B> RequestBody for HyperBody<B>
+where
+    B: Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn read(self, max: u64) -> impl Future<Output = Result<Bytes, ErrorReply>> + Send {
+        read_body(self.content_length, self.body, max)
+    }
+}
+
 /// Reads the whole body if it is at most `max` bytes.
-pub async fn read_body<B>(headers: &HeaderMap, body: B, max: u64) -> Result<Bytes, ErrorReply>
+async fn read_body<B>(content_length: Option<u64>, body: B, max: u64) -> Result<Bytes, ErrorReply>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if let Some(len) = content_length(headers)
-        && len > max
-    {
-        return Err(too_large(max).body_unread());
+    if let Some(len) = content_length {
+        check_declared(len, max)?;
     }
     let cap = usize::try_from(max).unwrap_or(usize::MAX);
     match Limited::new(body, cap).collect().await {
@@ -36,6 +70,14 @@ where
         )
         .body_unread()),
     }
+}
+
+/// Refuses a declared body length over `max`, leaving the body unread.
+pub fn check_declared(len: u64, max: u64) -> Result<(), ErrorReply> {
+    if len > max {
+        return Err(too_large(max).body_unread());
+    }
+    Ok(())
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -69,10 +111,7 @@ mod tests {
     #[tokio::test]
     async fn accepts_up_to_the_limit() {
         let body = Full::new(Bytes::from_static(b"12345"));
-        assert_eq!(
-            read_body(&HeaderMap::new(), body, 5).await.unwrap(),
-            "12345"
-        );
+        assert_eq!(read_body(None, body, 5).await.unwrap(), "12345");
     }
 
     #[tokio::test]
@@ -80,7 +119,8 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_LENGTH, "6".parse().unwrap());
         // The body would fit; the declaration alone is refused.
-        let e = read_body(&h, Full::new(Bytes::from_static(b"1")), 5)
+        let e = HyperBody::new(&h, Full::new(Bytes::from_static(b"1")))
+            .read(5)
             .await
             .unwrap_err();
         assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -96,7 +136,7 @@ mod tests {
     async fn caps_a_streamed_body_without_length() {
         let chunks = (0..10).map(|_| Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"abcd"))));
         let body = StreamBody::new(futures_util::stream::iter(chunks));
-        let e = read_body(&HeaderMap::new(), body, 16).await.unwrap_err();
+        let e = read_body(None, body, 16).await.unwrap_err();
         assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
         assert!(
             e.body_unread,

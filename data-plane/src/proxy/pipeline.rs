@@ -10,33 +10,41 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Request, Response};
-use hyper::body::Body as HttpBody;
-use meridian_common::serve::Body;
+use http::{HeaderValue, Method};
 use tracing::Instrument as _;
 use tracing::field::Empty;
 
 use super::access_log::AccessLog;
 use super::dispatch::{self, Served};
 use super::forward::Ctx;
-use super::headers::{X_HANDLED_BY, X_MERIDIAN_TRIES, X_REJECTED_BY};
+use super::limits::RequestBody;
 use super::reply::ErrorReply;
-use super::{limits, network, parse, respond};
+use super::respond::ClientResponse;
+use super::{network, parse, respond};
 use crate::balance::Priority;
 use crate::routing::RoutedNetwork;
 use crate::state::Shared;
 
+/// A client request's head, as the server that read it hands it over,
+/// and its body, still unread.
+#[derive(Debug)]
+pub struct ClientRequest<'a, B> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    /// From [`crate::proxy::request_id::RequestIds`].
+    pub request_id: HeaderValue,
+    pub priority: Priority,
+    pub body: B,
+}
+
 /// Serves one client request.
-pub async fn handle<B>(shared: Arc<Shared>, request: Request<B>) -> Response<Body>
-where
-    B: HttpBody<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+pub async fn handle<B: RequestBody>(
+    shared: &Arc<Shared>,
+    request: ClientRequest<'_, B>,
+) -> ClientResponse {
     let started = Instant::now();
-    let request_id = shared.request_ids.resolve(request.headers());
-    let priority = Priority::from_headers(request.headers());
-    let mut log = AccessLog::new(started, request_id.clone(), priority);
+    let request_id = request.request_id.clone();
+    let mut log = AccessLog::new(started, request_id.clone(), request.priority);
     let span = tracing::info_span!(
         "request",
         request_id = request_id.to_str().unwrap_or_default(),
@@ -48,7 +56,7 @@ where
     );
     let table = shared.table.load_full();
     let response = async {
-        let response = match network::resolve(&table, request.uri().path()) {
+        let response = match network::resolve(&table, request.path) {
             Ok((network, archive)) => {
                 log.network = Some(network.clone());
                 tracing::Span::current().record("network", network.id.as_str());
@@ -57,9 +65,9 @@ where
                         + Duration::from_millis(u64::from(network.policy.request_timeout_ms)),
                     shared: shared.clone(),
                     network: network.clone(),
-                    priority,
+                    priority: request.priority,
                 };
-                serve_network(&ctx, archive, request, request_id, &mut log).await
+                serve_network(&ctx, archive, request, &mut log).await
             }
             Err(reply) => {
                 let requests = &shared.metrics.unrouted;
@@ -77,39 +85,27 @@ where
     response
 }
 
-fn finish(response: Response<Body>, log: &mut AccessLog) -> Response<Body> {
+fn finish(response: ClientResponse, log: &mut AccessLog) -> ClientResponse {
     let span = tracing::Span::current();
-    span.record("status", response.status().as_u16());
-    log.status = response.status();
-    let header = |name| response.headers().get(name).cloned();
-    log.upstream = header(X_HANDLED_BY);
-    log.rejected_by = header(X_REJECTED_BY);
-    log.tries = response
-        .headers()
-        .get(X_MERIDIAN_TRIES)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let upstream = log.upstream.as_ref().and_then(|v| v.to_str().ok());
-    span.record("upstream", upstream.unwrap_or_default());
+    span.record("status", response.status.as_u16());
+    log.status = response.status;
+    log.upstream = Some(response.handled_by.clone());
+    log.rejected_by = response.rejected_by.clone();
+    log.tries = response.tries;
+    span.record("upstream", response.handled_by.to_str().unwrap_or_default());
     span.record("tries", log.tries);
-    log.response_bytes =
-        usize::try_from(response.body().size_hint().exact().unwrap_or(0)).unwrap_or(usize::MAX);
+    log.response_bytes = response.body.len();
     response
 }
 
 /// The phases after the network is known.
-async fn serve_network<B>(
+async fn serve_network<B: RequestBody>(
     ctx: &Ctx,
     archive: bool,
-    request: Request<B>,
-    request_id: http::HeaderValue,
+    request: ClientRequest<'_, B>,
     log: &mut AccessLog,
-) -> Response<Body>
-where
-    B: HttpBody<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> ClientResponse {
+    let request_id = request.request_id;
     let network: &RoutedNetwork = &ctx.network;
     let refuse = |reply: ErrorReply, request_id| {
         network
@@ -117,11 +113,10 @@ where
             .record(network.requests.other(), reply.status);
         respond::error(reply, request_id)
     };
-    if let Err(reply) = network::accept_method(request.method()) {
+    if let Err(reply) = network::accept_method(request.method) {
         return refuse(reply, request_id);
     }
-    let (parts, body) = request.into_parts();
-    let body = match limits::read_body(&parts.headers, body, network.policy.max_body_bytes).await {
+    let body = match request.body.read(network.policy.max_body_bytes).await {
         Ok(body) => body,
         Err(reply) => return refuse(reply, request_id),
     };
@@ -148,13 +143,13 @@ where
     for call in parsed.calls() {
         network
             .requests
-            .record(network.requests.slot(&call.method), response.status());
+            .record(network.requests.slot(&call.method), response.status);
     }
     if let parse::Parsed::Batch(elements) = &parsed {
         for _ in elements.iter().filter(|e| e.call().is_none()) {
             network
                 .requests
-                .record(network.requests.other(), response.status());
+                .record(network.requests.other(), response.status);
         }
     }
     response

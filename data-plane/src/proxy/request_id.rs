@@ -39,9 +39,18 @@ impl RequestIds {
     /// otherwise a fresh one.
     pub fn resolve(&self, headers: &HeaderMap) -> HeaderValue {
         match headers.get(X_REQUEST_ID) {
-            Some(v) if usable(v) => v.clone(),
+            Some(v) if usable(v.as_bytes()) => v.clone(),
             _ => self.generate(),
         }
+    }
+
+    /// [`RequestIds::resolve`] for a server that reads the client's
+    /// `x-request-id` as raw bytes.
+    pub fn resolve_bytes(&self, client: Option<&[u8]>) -> HeaderValue {
+        client
+            .filter(|v| usable(v))
+            .and_then(|v| HeaderValue::from_bytes(v).ok())
+            .unwrap_or_else(|| self.generate())
     }
 
     fn generate(&self) -> HeaderValue {
@@ -70,8 +79,7 @@ fn hex(out: &mut [u8; 24], at: usize, value: u64, width: usize) -> usize {
     at + digits
 }
 
-fn usable(v: &HeaderValue) -> bool {
-    let b = v.as_bytes();
+fn usable(b: &[u8]) -> bool {
     !b.is_empty() && b.len() <= MAX_LEN && b.iter().all(u8::is_ascii_graphic)
 }
 
@@ -90,6 +98,10 @@ mod tests {
         let generated = ids.resolve(&h);
         assert_ne!(generated, "has space");
         assert_eq!(generated.len(), 20);
+
+        assert_eq!(ids.resolve_bytes(Some(b"abc-123")), "abc-123");
+        assert_eq!(ids.resolve_bytes(Some(b"has space")).len(), 20);
+        assert_eq!(ids.resolve_bytes(Some(b"")).len(), 20);
 
         let a = ids.resolve(&HeaderMap::new());
         let b = ids.resolve(&HeaderMap::new());

@@ -8,7 +8,7 @@
 //! untouched.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full};
 use meridian_common::jsonrpc;
 use meridian_common::serve::Body;
@@ -34,62 +34,95 @@ fn tries_value(tries: u32) -> HeaderValue {
 /// `x-handled-by` of answers Meridian gives itself.
 pub const HANDLED_BY_MERIDIAN: HeaderValue = HeaderValue::from_static("meridian");
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+const POST: HeaderValue = HeaderValue::from_static("POST");
+
+/// A response for the client, before any HTTP server encodes it: hyper
+/// ([`ClientResponse::into_http`]) or the HTTP/1.1 fast path, which writes
+/// the same headers straight into its buffer.
+#[derive(Debug)]
+pub struct ClientResponse {
+    pub status: StatusCode,
+    /// `content-type`; `None` for an empty body.
+    pub content_type: Option<HeaderValue>,
+    pub request_id: HeaderValue,
+    pub handled_by: HeaderValue,
+    pub tries: u32,
+    pub rejected_by: Option<HeaderValue>,
+    /// `allow: POST`, on Meridian's own HTTP 405.
+    pub allow_post: bool,
+    /// The connection cannot carry another request (the body was left
+    /// unread): the response says `connection: close`.
+    pub close: bool,
+    pub body: Bytes,
+}
+
+impl ClientResponse {
+    /// Every header but `content-length`, `connection` and `date` (which
+    /// belong to the connection), in the order they are written.
+    pub fn for_each_header(&self, mut f: impl FnMut(&HeaderName, &HeaderValue)) {
+        if let Some(content_type) = &self.content_type {
+            f(&header::CONTENT_TYPE, content_type);
+        }
+        if self.allow_post {
+            f(&header::ALLOW, &POST);
+        }
+        if let Some(by) = &self.rejected_by {
+            f(&X_REJECTED_BY, by);
+        }
+        f(&X_REQUEST_ID, &self.request_id);
+        f(&X_HANDLED_BY, &self.handled_by);
+        f(&X_MERIDIAN_TRIES, &tries_value(self.tries));
+    }
+
+    /// The response for hyper.
+    pub fn into_http(self) -> Response<Body> {
+        let mut headers = HeaderMap::with_capacity(8);
+        self.for_each_header(|name, value| {
+            headers.insert(name, value.clone());
+        });
+        if self.close {
+            // hyper closes an HTTP/1 connection after this response (and
+            // drops the header on HTTP/2, where the stream is reset instead).
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let mut response = Response::new(Full::new(self.body).boxed());
+        *response.status_mut() = self.status;
+        *response.headers_mut() = headers;
+        response
+    }
+}
 
 /// The client response for an upstream's answer.
-pub fn answer(answer: Answer, request_id: HeaderValue) -> Response<Body> {
-    let empty = answer.body.is_empty();
-    let mut response = Response::new(Full::new(answer.body).boxed());
-    *response.status_mut() = answer.status;
-    let headers = response.headers_mut();
-    if !empty {
-        headers.insert(
-            header::CONTENT_TYPE,
-            answer.content_type.unwrap_or(APPLICATION_JSON),
-        );
+pub fn answer(answer: Answer, request_id: HeaderValue) -> ClientResponse {
+    let content_type =
+        (!answer.body.is_empty()).then(|| answer.content_type.unwrap_or(APPLICATION_JSON));
+    ClientResponse {
+        status: answer.status,
+        content_type,
+        request_id,
+        handled_by: answer.handled_by,
+        tries: answer.tries,
+        rejected_by: answer.rejected_by,
+        allow_post: false,
+        close: false,
+        body: answer.body,
     }
-    if let Some(by) = answer.rejected_by {
-        headers.insert(X_REJECTED_BY, by);
-    }
-    common_headers(headers, request_id, answer.handled_by, answer.tries);
-    response
 }
 
 /// The client response for a request Meridian answers itself.
-pub fn error(reply: ErrorReply, request_id: HeaderValue) -> Response<Body> {
+pub fn error(reply: ErrorReply, request_id: HeaderValue) -> ClientResponse {
     let body = jsonrpc::error_response(reply.id.as_deref(), reply.code, &reply.message);
-    let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
-    *response.status_mut() = reply.status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, APPLICATION_JSON);
-    if reply.status == StatusCode::METHOD_NOT_ALLOWED {
-        headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
-    }
-    if let Some(by) = reply.rejected_by {
-        headers.insert(X_REJECTED_BY, HeaderValue::from_static(by));
-    }
-    if reply.body_unread {
-        // hyper closes an HTTP/1 connection after this response (and drops
-        // the header on HTTP/2, where the stream is reset instead).
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    common_headers(
-        headers,
+    ClientResponse {
+        status: reply.status,
+        content_type: Some(APPLICATION_JSON),
         request_id,
-        reply.handled_by.unwrap_or(HANDLED_BY_MERIDIAN),
-        reply.tries,
-    );
-    response
-}
-
-fn common_headers(
-    headers: &mut HeaderMap,
-    request_id: HeaderValue,
-    handled_by: HeaderValue,
-    tries: u32,
-) {
-    headers.insert(X_REQUEST_ID, request_id);
-    headers.insert(X_HANDLED_BY, handled_by);
-    headers.insert(X_MERIDIAN_TRIES, tries_value(tries));
+        handled_by: reply.handled_by.unwrap_or(HANDLED_BY_MERIDIAN),
+        tries: reply.tries,
+        rejected_by: reply.rejected_by.map(HeaderValue::from_static),
+        allow_post: reply.status == StatusCode::METHOD_NOT_ALLOWED,
+        close: reply.body_unread,
+        body: Bytes::from(body),
+    }
 }
 
 #[cfg(test)]
@@ -108,7 +141,7 @@ mod tests {
             "no",
         )
         .with_id(Some(&id));
-        let r = error(reply, HeaderValue::from_static("rid"));
+        let r = error(reply, HeaderValue::from_static("rid")).into_http();
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(r.headers()[X_REJECTED_BY], "network");
         assert_eq!(r.headers()[X_REQUEST_ID], "rid");
@@ -140,7 +173,8 @@ mod tests {
                 rejected_by: None,
             },
             HeaderValue::from_static("rid"),
-        );
+        )
+        .into_http();
         assert_eq!(r.headers()[X_HANDLED_BY], "a");
         assert_eq!(r.headers()[X_MERIDIAN_TRIES], "2");
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
