@@ -18,7 +18,7 @@ use crate::admin_http;
 use crate::config::ProxyConfig;
 use crate::control::client::BadControlPlane;
 use crate::control::{Applier, ControlClient, SnapshotFile};
-use crate::proxy::server;
+use crate::server;
 use crate::state::Shared;
 
 /// Why a data plane could not start.

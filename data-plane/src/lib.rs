@@ -7,6 +7,8 @@
 //!   on-disk copy of the last applied snapshot.
 //! - [`routing`]: the routing table built from a snapshot (behind one
 //!   `ArcSwap`) and upstream selection.
+//! - [`server`]: the client listener: an HTTP/1.1 fast path for JSON-RPC
+//!   `POST`s, hyper for the rest of HTTP (HTTP/2, chunked, upgrades).
 //! - [`proxy`]: the client request path, one small module per phase.
 //! - [`upstream`]: the HTTP/1.1 client to upstream nodes, with a lock-free
 //!   connection pool per upstream.
@@ -23,5 +25,6 @@ pub mod control;
 pub mod metrics;
 pub mod proxy;
 pub mod routing;
+pub mod server;
 pub mod state;
 pub mod upstream;

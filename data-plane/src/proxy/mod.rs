@@ -9,8 +9,8 @@
 //!   → respond (headers) → access_log, metrics
 //! ```
 //!
-//! [`pipeline`] strings the phases together for one request; [`server`]
-//! serves it on the client listener. Each phase returns either its result
+//! [`pipeline`] strings the phases together for one request;
+//! [`crate::server`] serves it on the client listener. Each phase returns either its result
 //! or an [`reply::ErrorReply`], which [`respond`] turns into a JSON-RPC
 //! error response; bad input is refused before anything reaches an upstream.
 //! Later phases (ACL, rate limits, cache) slot in between these without
@@ -33,6 +33,6 @@ pub mod reply;
 pub mod request_id;
 pub mod respond;
 pub mod retry;
-pub mod server;
+
 pub mod validate;
 pub mod write;

@@ -1,0 +1,221 @@
+//! One client connection: requests on the HTTP/1.1 fast path until one
+//! needs more of HTTP than JSON-RPC clients use, then hyper for the rest.
+//!
+//! The fast path reads into one buffer per connection, parses the head in
+//! place ([`super::head`]), takes the body as a slice of that buffer, runs
+//! the request through [`pipeline::handle`] in this task (no channel, no
+//! extra task), and writes head and body with one `write`. Pipelined
+//! requests are served in order from the same buffer.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf as _, Bytes, BytesMut};
+use http::{Method, StatusCode};
+use meridian_common::jsonrpc;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::encode;
+use super::fallback::Fallback;
+use super::head::{self, Head};
+use crate::proxy::limits::{self, RequestBody};
+use crate::proxy::pipeline::{self, ClientRequest};
+use crate::proxy::reply::ErrorReply;
+use crate::state::Shared;
+
+/// Read buffer grown by this much when it runs out of room.
+const READ_CHUNK: usize = 4096;
+/// A body is read in steps of at most this much, so a declared length
+/// reserves memory only as its bytes arrive.
+const BODY_CHUNK: usize = 64 * 1024;
+/// After a `connection: close` answer, what the client still sends is read
+/// and dropped for this long (at most [`LINGER_BYTES`]) before the socket
+/// closes, so an unread body does not turn the close into a reset that
+/// destroys the answer in flight.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 1024 * 1024;
+
+static POST: Method = Method::POST;
+
+/// The socket and what has been read from it.
+struct Io {
+    stream: TcpStream,
+    buf: BytesMut,
+    /// Body bytes of the current request not yet taken from the buffer.
+    body_left: u64,
+}
+
+impl Io {
+    /// Reads whatever arrives; 0 is end of stream.
+    async fn read_more(&mut self, chunk: usize) -> io::Result<usize> {
+        if self.buf.capacity() == self.buf.len() {
+            self.buf.reserve(chunk);
+        }
+        self.stream.read_buf(&mut self.buf).await
+    }
+}
+
+/// Serves `stream` until the client closes it, an answer closes it, or
+/// shutdown finds it idle.
+pub async fn run(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    fallback: Arc<Fallback>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut io = Io {
+        stream,
+        // Allocated on the first read: a connection that never sends
+        // holds no buffer.
+        buf: BytesMut::new(),
+        body_left: 0,
+    };
+    let mut out = Vec::new();
+    loop {
+        let head = loop {
+            if !io.buf.is_empty() {
+                match head::parse(&io.buf) {
+                    Head::Fast(head) => break head,
+                    Head::Handoff => {
+                        return fallback.serve(io.stream, io.buf.freeze(), shutdown).await;
+                    }
+                    Head::Partial => {}
+                }
+            }
+            let read = if io.buf.is_empty() {
+                // Idle between requests: the only moment shutdown closes
+                // the connection.
+                tokio::select! {
+                    biased;
+                    read = io.read_more(READ_CHUNK) => read,
+                    _ = shutdown.changed() => return,
+                }
+            } else {
+                io.read_more(READ_CHUNK).await
+            };
+            match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        };
+
+        let head_bytes = io.buf.split_to(head.len);
+        io.body_left = head.content_length;
+        let path = head_bytes
+            .get(head.path.clone())
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .unwrap_or("/");
+        let client_id = head.request_id.clone().and_then(|r| head_bytes.get(r));
+        let request = ClientRequest {
+            method: &POST,
+            path,
+            request_id: shared.request_ids.resolve_bytes(client_id),
+            priority: head.priority,
+            body: FastBody { io: &mut io },
+        };
+        let response = pipeline::handle(&shared, request).await;
+        drop(head_bytes);
+
+        let mut keep_alive = head.keep_alive && !response.close;
+        if io.body_left > 0 {
+            // Refused before its body was read: skip the body when it is
+            // all here, or close (the rest is still on the wire).
+            match usize::try_from(io.body_left) {
+                Ok(n) if n <= io.buf.len() => io.buf.advance(n),
+                _ => keep_alive = false,
+            }
+            io.body_left = 0;
+        }
+        // The value only ever turns true: any change is shutdown.
+        if shutdown.has_changed().unwrap_or(true) {
+            keep_alive = false;
+        }
+        out.clear();
+        let body_copied = encode::response(&mut out, &response, keep_alive, head.http10);
+        let written = if body_copied {
+            io.stream.write_all(&out).await
+        } else {
+            write_both(&mut io.stream, &out, &response.body).await
+        };
+        if written.is_err() {
+            return;
+        }
+        if !keep_alive {
+            linger_close(io.stream).await;
+            return;
+        }
+    }
+}
+
+/// The fast path's request body: the next `Content-Length` bytes of the
+/// connection's buffer.
+struct FastBody<'c> {
+    io: &'c mut Io,
+}
+
+impl RequestBody for FastBody<'_> {
+    async fn read(self, max: u64) -> Result<Bytes, ErrorReply> {
+        let io = self.io;
+        limits::check_declared(io.body_left, max)?;
+        let len = usize::try_from(io.body_left).map_err(|_| ended_early())?;
+        while io.buf.len() < len {
+            let step = (len - io.buf.len()).min(BODY_CHUNK);
+            match io.read_more(step).await {
+                Ok(0) | Err(_) => return Err(ended_early()),
+                Ok(_) => {}
+            }
+        }
+        io.body_left = 0;
+        Ok(io.buf.split_to(len).freeze())
+    }
+}
+
+fn ended_early() -> ErrorReply {
+    ErrorReply::rejected(
+        StatusCode::BAD_REQUEST,
+        jsonrpc::INVALID_REQUEST,
+        "body",
+        "the request body ended before its Content-Length",
+    )
+    .body_unread()
+}
+
+/// Writes `head` then `body` (one `writev` when the socket takes both).
+async fn write_both(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> io::Result<()> {
+    let (mut head, mut body) = (head, body);
+    while !head.is_empty() {
+        let n = stream
+            .write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(body)])
+            .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = head.get(from_head..).unwrap_or_default();
+        body = body.get(n - from_head..).unwrap_or_default();
+    }
+    stream.write_all(body).await
+}
+
+/// Half-closes, then reads and drops what the client still sends for a
+/// moment, then closes.
+async fn linger_close(mut stream: TcpStream) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        // On the heap: a buffer here would sit in every connection's future.
+        let mut scratch = vec![0u8; 4096];
+        let mut dropped = 0;
+        while dropped < LINGER_BYTES {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => dropped += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}

@@ -1,0 +1,70 @@
+//! The client listener.
+//!
+//! Every connection starts on the HTTP/1.1 fast path
+//! ([`connection`]): JSON-RPC `POST`s are parsed, served and answered in
+//! the connection's own task, with one buffer and no per-request channel or
+//! header map. The first request that needs more of HTTP hands the
+//! connection, with the bytes already read, to hyper ([`fallback`]) for
+//! the rest of its life. Both run the same [`crate::proxy::pipeline`].
+
+mod connection;
+mod encode;
+mod fallback;
+mod head;
+mod rewind;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::state::Shared;
+use fallback::Fallback;
+
+/// Serves client JSON-RPC on `listener` until `shutdown` turns true, then
+/// stops accepting, closes idle connections, and lets requests in flight
+/// finish for up to `drain`.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) {
+    let fallback = Arc::new(Fallback::new(shared.clone()));
+    // Every connection task holds a sender; `recv` ends once all are gone.
+    let (open, mut all_closed) = mpsc::channel::<()>(1);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Typically EMFILE: back off briefly instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let (shared, fallback, stop, open) =
+                    (shared.clone(), fallback.clone(), shutdown.clone(), open.clone());
+                tokio::spawn(async move {
+                    connection::run(stream, shared, fallback, stop).await;
+                    drop(open);
+                });
+            }
+            // The watch guard is dropped inside the block: held across the
+            // select it would make this future !Send.
+            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => break,
+        }
+    }
+    drop(listener);
+    drop(open);
+    if tokio::time::timeout(drain, all_closed.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain period; closing them");
+    }
+}
