@@ -1,0 +1,383 @@
+//! The client listener's HTTP, byte for byte: a real data plane and a mock
+//! node, driven over raw TCP so the tests control exactly what arrives and
+//! when. Covers the HTTP/1.1 fast path (pipelining, split reads, HTTP/1.0
+//! keep-alive, refusals before and after the body, a body cut short) and
+//! the hand-over to hyper (chunked bodies mid-connection, HTTP/2 with prior
+//! knowledge, malformed heads), and graceful shutdown.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use meridian_common::proto;
+use meridian_data_plane::app::DataPlane;
+use serde_json::{Value, json};
+use support::*;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+const LIMIT: u64 = 1024;
+
+async fn setup() -> (DataPlane, tempfile::TempDir, Node) {
+    let node = Node::start("a").await;
+    let policy = proto::NetworkPolicy {
+        max_body_bytes: LIMIT,
+        ..Default::default()
+    };
+    let (dp, dir) = data_plane(
+        snapshot(vec![upstream("a", &node.url())], None, policy),
+        |_| {},
+    )
+    .await;
+    (dp, dir, node)
+}
+
+fn call(id: u32) -> String {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"eth_blockNumber","params":[]}}"#)
+}
+
+fn post(path: &str, body: &str, extra: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// One HTTP/1 client connection, spoken by hand.
+struct Raw {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct RawReply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl RawReply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+impl Raw {
+    async fn connect(dp: &DataPlane) -> Raw {
+        Raw {
+            stream: TcpStream::connect(dp.listen_addr()).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    async fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut chunk))
+            .await
+            .expect("the data plane answers within 10 s")
+            .unwrap_or(0);
+        self.buf.extend_from_slice(&chunk[..n]);
+        n
+    }
+
+    /// The next response (`content-length` framed, as Meridian's are).
+    async fn response(&mut self) -> RawReply {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut head = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(len) = head.parse(&self.buf).unwrap() {
+                let headers: Vec<(String, String)> = head
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        let value = String::from_utf8_lossy(h.value).into_owned();
+                        (h.name.to_ascii_lowercase(), value)
+                    })
+                    .collect();
+                let status = head.code.unwrap();
+                let body_len: usize = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .map(|(_, v)| v.parse().unwrap())
+                    .expect("a content-length");
+                while self.buf.len() < len + body_len {
+                    assert!(self.fill().await > 0, "closed mid-body");
+                }
+                let body = String::from_utf8(self.buf[len..len + body_len].to_vec()).unwrap();
+                self.buf.drain(..len + body_len);
+                return RawReply {
+                    status,
+                    headers,
+                    body,
+                };
+            }
+            assert!(
+                self.fill().await > 0,
+                "closed before a response: {:?}",
+                self.buf
+            );
+        }
+    }
+
+    /// The data plane closed the connection (and sent nothing more).
+    async fn closed(&mut self) -> bool {
+        self.fill().await == 0 && self.buf.is_empty()
+    }
+}
+
+fn assert_answers(reply: &RawReply, id: u32) {
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.json(),
+        json!({"jsonrpc":"2.0","id":id,"result":"a"}),
+        "{reply:?}"
+    );
+    assert_eq!(reply.header("x-handled-by"), Some("a"));
+    assert_eq!(reply.header("x-meridian-tries"), Some("1"));
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert!(reply.header("date").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_and_split_requests_are_answered_in_order_on_one_connection() {
+    let (dp, _dir, node) = setup().await;
+    let mut c = Raw::connect(&dp).await;
+    // Two whole requests and the first half of a third in one write, the
+    // rest a moment later: answers come back in request order.
+    let third = post("/eth", &call(3), "X-Request-Id: third\r\n");
+    let (third_a, third_b) = third.split_at(third.len() - 20);
+    let first = format!(
+        "{}{}{third_a}",
+        post("/eth", &call(1), ""),
+        post("/eth/", &call(2), "")
+    );
+    c.send(first.as_bytes()).await;
+    assert_answers(&c.response().await, 1);
+    assert_answers(&c.response().await, 2);
+    c.send(third_b.as_bytes()).await;
+    let reply = c.response().await;
+    assert_answers(&reply, 3);
+    assert_eq!(reply.header("x-request-id"), Some("third"));
+    assert!(reply.header("connection").is_none());
+    // The head split inside a header line, and the body in pieces.
+    let fourth = post("/eth", &call(4), "");
+    for piece in fourth.as_bytes().chunks(7) {
+        c.send(piece).await;
+        tokio::task::yield_now().await;
+    }
+    assert_answers(&c.response().await, 4);
+    let calls = node.calls();
+    assert_eq!(
+        calls,
+        [
+            "eth_blockNumber:1",
+            "eth_blockNumber:2",
+            "eth_blockNumber:3",
+            "eth_blockNumber:4"
+        ]
+    );
+    dp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_0_closes_unless_asked_to_keep_alive() {
+    let (dp, _dir, _node) = setup().await;
+    let mut c = Raw::connect(&dp).await;
+    let body = call(1);
+    let keep = format!(
+        "POST /eth HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    c.send(keep.as_bytes()).await;
+    let reply = c.response().await;
+    assert_answers(&reply, 1);
+    assert_eq!(reply.header("connection"), Some("keep-alive"));
+    let close = format!(
+        "POST /eth HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    c.send(close.as_bytes()).await;
+    let reply = c.response().await;
+    assert_answers(&reply, 1);
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(c.closed().await);
+
+    // HTTP/1.1 with `Connection: close` too.
+    let mut c = Raw::connect(&dp).await;
+    c.send(post("/eth", &call(2), "Connection: close\r\n").as_bytes())
+        .await;
+    assert_eq!(c.response().await.header("connection"), Some("close"));
+    assert!(c.closed().await);
+    dp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_keep_the_connection_only_when_the_body_is_consumed() {
+    let (dp, _dir, node) = setup().await;
+    let mut c = Raw::connect(&dp).await;
+    // Unknown network: refused before the body is read, but the body is
+    // all here, so it is skipped and the connection goes on.
+    c.send(post("/nope", &call(1), "").as_bytes()).await;
+    let reply = c.response().await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.header("x-rejected-by"), Some("network"));
+    assert!(reply.header("connection").is_none());
+    // Invalid JSON: the body was read; the connection goes on.
+    c.send(post("/eth", "{nope", "").as_bytes()).await;
+    let reply = c.response().await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.header("x-rejected-by"), Some("json"));
+    c.send(post("/eth", &call(2), "").as_bytes()).await;
+    assert_answers(&c.response().await, 2);
+
+    // A declared length over the limit: refused unread, the connection
+    // closes, and the answer still arrives whole although the client
+    // keeps sending its body.
+    let mut c = Raw::connect(&dp).await;
+    let big = "x".repeat(usize::try_from(LIMIT).unwrap() * 4);
+    c.send(
+        post("/eth", &big[..100], "")
+            .replace(
+                "Content-Length: 100",
+                &format!("Content-Length: {}", big.len()),
+            )
+            .as_bytes(),
+    )
+    .await;
+    let reply = c.response().await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(reply.header("x-rejected-by"), Some("size"));
+    assert_eq!(reply.header("connection"), Some("close"));
+    let _ = c.stream.write_all(big.as_bytes()).await;
+    assert!(c.closed().await);
+
+    // A body that ends before its Content-Length.
+    let mut c = Raw::connect(&dp).await;
+    c.send(b"POST /eth HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\"")
+        .await;
+    c.stream.shutdown().await.unwrap();
+    let reply = c.response().await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.header("x-rejected-by"), Some("body"));
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(c.closed().await);
+
+    assert_eq!(
+        node.calls(),
+        ["eth_blockNumber:2"],
+        "no refusal reached the node"
+    );
+    dp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hyper_takes_over_mid_connection_for_what_the_fast_path_does_not_serve() {
+    let (dp, _dir, node) = setup().await;
+    let mut c = Raw::connect(&dp).await;
+    c.send(post("/eth", &call(1), "").as_bytes()).await;
+    assert_answers(&c.response().await, 1);
+    // A chunked body hands the connection to hyper, with the bytes already
+    // read: here the chunked request and a plain one behind it.
+    let body = call(2);
+    let chunked = format!(
+        "POST /eth HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+        10,
+        &body[..10],
+        body.len() - 10,
+        &body[10..]
+    );
+    c.send(format!("{chunked}{}", post("/eth", &call(3), "")).as_bytes())
+        .await;
+    assert_answers(&c.response().await, 2);
+    assert_answers(&c.response().await, 3);
+    // hyper's answers for the rest of HTTP: another method, a bad head.
+    c.send(b"GET /eth HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let reply = c.response().await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow"), Some("POST"));
+    let mut bad = Raw::connect(&dp).await;
+    bad.send(b"POST /eth HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n")
+        .await;
+    assert_eq!(bad.response().await.status, 400);
+    assert_eq!(
+        node.calls(),
+        [
+            "eth_blockNumber:1",
+            "eth_blockNumber:2",
+            "eth_blockNumber:3"
+        ]
+    );
+    dp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_with_prior_knowledge_is_served() {
+    let (dp, _dir, _node) = setup().await;
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    for id in 1..=3 {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{}/eth", dp.listen_addr()))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(call(id))))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["x-handled-by"], "a");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body, json!({"jsonrpc":"2.0","id":id,"result":"a"}));
+    }
+    dp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_idle_connections_and_finishes_requests_in_flight() {
+    let (dp, _dir, node) = setup().await;
+    let mut idle = Raw::connect(&dp).await;
+    idle.send(post("/eth", &call(1), "").as_bytes()).await;
+    assert_answers(&idle.response().await, 1);
+    // One request held at the node while shutdown starts.
+    node.set(Fault::Hold);
+    let mut busy = Raw::connect(&dp).await;
+    busy.send(post("/eth", &call(2), "").as_bytes()).await;
+    eventually("the request to reach the node", || async {
+        node.held() == 1
+    })
+    .await;
+    let shutdown = tokio::spawn(dp.shutdown());
+    assert!(
+        idle.closed().await,
+        "an idle connection is closed at shutdown"
+    );
+    node.release();
+    let reply = busy.response().await;
+    assert_answers(&reply, 2);
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(busy.closed().await);
+    tokio::time::timeout(Duration::from_secs(10), shutdown)
+        .await
+        .expect("shutdown finishes once the last request is answered")
+        .unwrap();
+}
