@@ -26,11 +26,15 @@ use tokio::net::TcpStream;
 const LIMIT: u64 = 1024;
 
 async fn setup() -> (DataPlane, tempfile::TempDir, Node) {
-    let node = Node::start("a").await;
-    let policy = proto::NetworkPolicy {
+    setup_with(proto::NetworkPolicy {
         max_body_bytes: LIMIT,
         ..Default::default()
-    };
+    })
+    .await
+}
+
+async fn setup_with(policy: proto::NetworkPolicy) -> (DataPlane, tempfile::TempDir, Node) {
+    let node = Node::start("a").await;
     let (dp, dir) = data_plane(
         snapshot(vec![upstream("a", &node.url())], None, policy),
         |_| {},
@@ -58,6 +62,8 @@ struct Raw {
 
 #[derive(Debug)]
 struct RawReply {
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    version: u8,
     status: u16,
     headers: Vec<(String, String)>,
     body: String,
@@ -89,13 +95,16 @@ impl Raw {
     }
 
     async fn fill(&mut self) -> usize {
+        self.try_fill().await.unwrap_or(0)
+    }
+
+    async fn try_fill(&mut self) -> std::io::Result<usize> {
         let mut chunk = [0u8; 4096];
         let n = tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut chunk))
             .await
-            .expect("the data plane answers within 10 s")
-            .unwrap_or(0);
+            .expect("the data plane answers within 10 s")?;
         self.buf.extend_from_slice(&chunk[..n]);
-        n
+        Ok(n)
     }
 
     /// The next response (`content-length` framed, as Meridian's are).
@@ -113,17 +122,19 @@ impl Raw {
                     })
                     .collect();
                 let status = head.code.unwrap();
-                let body_len: usize = headers
-                    .iter()
-                    .find(|(n, _)| n == "content-length")
-                    .map(|(_, v)| v.parse().unwrap())
-                    .expect("a content-length");
+                let version = head.version.unwrap();
+                let body_len: usize = match headers.iter().find(|(n, _)| n == "content-length") {
+                    Some((_, v)) => v.parse().unwrap(),
+                    None if status == 204 => 0,
+                    None => panic!("a {status} without content-length"),
+                };
                 while self.buf.len() < len + body_len {
                     assert!(self.fill().await > 0, "closed mid-body");
                 }
                 let body = String::from_utf8(self.buf[len..len + body_len].to_vec()).unwrap();
                 self.buf.drain(..len + body_len);
                 return RawReply {
+                    version,
                     status,
                     headers,
                     body,
@@ -137,9 +148,10 @@ impl Raw {
         }
     }
 
-    /// The data plane closed the connection (and sent nothing more).
+    /// The data plane closed the connection cleanly (a FIN, not a reset)
+    /// and sent nothing more.
     async fn closed(&mut self) -> bool {
-        self.fill().await == 0 && self.buf.is_empty()
+        matches!(self.try_fill().await, Ok(0)) && self.buf.is_empty()
     }
 }
 
@@ -177,11 +189,13 @@ async fn pipelined_and_split_requests_are_answered_in_order_on_one_connection() 
     assert_answers(&reply, 3);
     assert_eq!(reply.header("x-request-id"), Some("third"));
     assert!(reply.header("connection").is_none());
-    // The head split inside a header line, and the body in pieces.
+    // The head split inside a header line, and the body in pieces: each
+    // piece its own segment (no Nagle), with a pause for it to be read.
+    c.stream.set_nodelay(true).unwrap();
     let fourth = post("/eth", &call(4), "");
     for piece in fourth.as_bytes().chunks(7) {
         c.send(piece).await;
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     assert_answers(&c.response().await, 4);
     let calls = node.calls();
@@ -209,6 +223,10 @@ async fn http_1_0_closes_unless_asked_to_keep_alive() {
     c.send(keep.as_bytes()).await;
     let reply = c.response().await;
     assert_answers(&reply, 1);
+    assert_eq!(
+        reply.version, 0,
+        "an HTTP/1.0 request gets an HTTP/1.0 answer"
+    );
     assert_eq!(reply.header("connection"), Some("keep-alive"));
     let close = format!(
         "POST /eth HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
@@ -380,4 +398,46 @@ async fn shutdown_closes_idle_connections_and_finishes_requests_in_flight() {
         .await
         .expect("shutdown finishes once the last request is answered")
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_notifications_is_a_204_without_content_length() {
+    let (dp, _dir, node) = setup().await;
+    let mut c = Raw::connect(&dp).await;
+    let batch = r#"[{"jsonrpc":"2.0","method":"eth_blockNumber"},{"jsonrpc":"2.0","method":"eth_chainId"}]"#;
+    c.send(post("/eth", batch, "").as_bytes()).await;
+    let reply = c.response().await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    assert_eq!(reply.header("content-length"), None);
+    assert_eq!(reply.body, "");
+    // The connection goes on.
+    c.send(post("/eth", &call(1), "").as_bytes()).await;
+    assert_answers(&c.response().await, 1);
+    assert_eq!(node.hits(), 2);
+    dp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_cancels_its_request_upstream() {
+    // A deadline far past the wait below: only the hang-up can end the try.
+    let (dp, _dir, node) = setup_with(proto::NetworkPolicy {
+        request_timeout_ms: 600_000,
+        ..Default::default()
+    })
+    .await;
+    node.set(Fault::Hold);
+    let mut c = Raw::connect(&dp).await;
+    c.send(post("/eth", &call(1), "").as_bytes()).await;
+    eventually("the request to reach the node", || async {
+        node.held() == 1
+    })
+    .await;
+    drop(c);
+    // The data plane drops its try, so the node sees its client go too.
+    eventually("the node to see the request abandoned", || async {
+        node.held() == 0
+    })
+    .await;
+    node.release();
+    dp.shutdown().await;
 }

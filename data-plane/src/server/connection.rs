@@ -8,14 +8,17 @@
 //! requests are served in order from the same buffer.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use http::{Method, StatusCode};
 use meridian_common::jsonrpc;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use socket2::SockRef;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, Interest};
 use tokio::net::TcpStream;
+use tokio::net::tcp::ReadHalf;
 use tokio::sync::watch;
 
 use super::encode;
@@ -31,6 +34,9 @@ const READ_CHUNK: usize = 4096;
 /// A body is read in steps of at most this much, so a declared length
 /// reserves memory only as its bytes arrive.
 const BODY_CHUNK: usize = 64 * 1024;
+/// A read buffer grown past this (by a large body) is given back once the
+/// connection is idle, so a keep-alive connection does not hold it.
+const KEEP_BUFFER: usize = 64 * 1024;
 /// After a `connection: close` answer, what the client still sends is read
 /// and dropped for this long (at most [`LINGER_BYTES`]) before the socket
 /// closes, so an unread body does not turn the close into a reset that
@@ -48,18 +54,45 @@ struct Io {
     body_left: u64,
 }
 
-impl Io {
-    /// Reads whatever arrives; 0 is end of stream.
-    async fn read_more(&mut self, chunk: usize) -> io::Result<usize> {
-        if self.buf.capacity() == self.buf.len() {
-            self.buf.reserve(chunk);
+/// Reads whatever arrives into `buf`; 0 is end of stream. Through
+/// `AsyncRead`, which marks the socket drained after a short read, so the
+/// next wait goes straight to the poller instead of a `read` that would
+/// block. The buffer is first allocated once bytes are there: a connection
+/// that never sends holds none.
+async fn read_into<R>(stream: &mut R, buf: &mut BytesMut, chunk: usize) -> io::Result<usize>
+where
+    R: AsyncRead + AsRef<TcpStream> + Unpin,
+{
+    if buf.capacity() == 0 {
+        stream.as_ref().readable().await?;
+    }
+    if buf.capacity() == buf.len() {
+        buf.reserve(chunk);
+    }
+    stream.read_buf(buf).await
+}
+
+/// Completes when the client closes or resets the connection while its
+/// request is served. Stays pending once the client has sent more bytes
+/// (a pipelined request): only reading them could look past them.
+async fn hang_up(stream: &TcpStream) {
+    let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+    loop {
+        if stream.readable().await.is_err() {
+            return;
         }
-        self.stream.read_buf(&mut self.buf).await
+        let peeked = stream.try_io(Interest::READABLE, || SockRef::from(stream).peek(&mut byte));
+        match peeked {
+            Ok(0) => return,
+            Ok(_) => return std::future::pending().await,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
     }
 }
 
 /// Serves `stream` until the client closes it, an answer closes it, or
-/// shutdown finds it idle.
+/// shutdown finds it between requests.
 pub async fn run(
     stream: TcpStream,
     shared: Arc<Shared>,
@@ -68,8 +101,6 @@ pub async fn run(
 ) {
     let mut io = Io {
         stream,
-        // Allocated on the first read: a connection that never sends
-        // holds no buffer.
         buf: BytesMut::new(),
         body_left: 0,
     };
@@ -85,16 +116,13 @@ pub async fn run(
                     Head::Partial => {}
                 }
             }
-            let read = if io.buf.is_empty() {
-                // Idle between requests: the only moment shutdown closes
-                // the connection.
-                tokio::select! {
-                    biased;
-                    read = io.read_more(READ_CHUNK) => read,
-                    _ = shutdown.changed() => return,
-                }
-            } else {
-                io.read_more(READ_CHUNK).await
+            // Between requests (or inside a head, with no request taken
+            // yet): the only moments shutdown closes the connection.
+            let (mut reader, _) = io.stream.split();
+            let read = tokio::select! {
+                biased;
+                read = read_into(&mut reader, &mut io.buf, READ_CHUNK) => read,
+                _ = shutdown.changed() => return,
             };
             match read {
                 Ok(0) | Err(_) => return,
@@ -104,19 +132,35 @@ pub async fn run(
 
         let head_bytes = io.buf.split_to(head.len);
         io.body_left = head.content_length;
+        // httparse hands out the target as `&str`, so this never fails.
         let path = head_bytes
             .get(head.path.clone())
             .and_then(|p| std::str::from_utf8(p).ok())
-            .unwrap_or("/");
+            .unwrap_or_default();
         let client_id = head.request_id.clone().and_then(|r| head_bytes.get(r));
+        // Borrowed halves: the body reads through one while the hang-up
+        // probe watches the socket through the other.
+        let (reader, writer) = io.stream.split();
         let request = ClientRequest {
             method: &POST,
             path,
             request_id: shared.request_ids.resolve_bytes(client_id),
             priority: head.priority,
-            body: FastBody { io: &mut io },
+            body: FastBody {
+                reader,
+                buf: &mut io.buf,
+                left: &mut io.body_left,
+            },
         };
-        let response = pipeline::handle(&shared, request).await;
+        // Biased: the body is read (and the end of a cut-short body seen)
+        // by the request before the hang-up probe looks at the socket.
+        let response = tokio::select! {
+            biased;
+            response = pipeline::handle(&shared, request) => response,
+            // The client is gone: dropping the request cancels its
+            // upstream tries and gives back its concurrency slot.
+            () = hang_up(writer.as_ref()) => return,
+        };
         drop(head_bytes);
 
         let mut keep_alive = head.keep_alive && !response.close;
@@ -147,29 +191,34 @@ pub async fn run(
             linger_close(io.stream).await;
             return;
         }
+        if io.buf.is_empty() && io.buf.capacity() > KEEP_BUFFER {
+            io.buf = BytesMut::new();
+        }
     }
 }
 
 /// The fast path's request body: the next `Content-Length` bytes of the
 /// connection's buffer.
 struct FastBody<'c> {
-    io: &'c mut Io,
+    reader: ReadHalf<'c>,
+    buf: &'c mut BytesMut,
+    /// The connection's count of body bytes not yet taken.
+    left: &'c mut u64,
 }
 
 impl RequestBody for FastBody<'_> {
-    async fn read(self, max: u64) -> Result<Bytes, ErrorReply> {
-        let io = self.io;
-        limits::check_declared(io.body_left, max)?;
-        let len = usize::try_from(io.body_left).map_err(|_| ended_early())?;
-        while io.buf.len() < len {
-            let step = (len - io.buf.len()).min(BODY_CHUNK);
-            match io.read_more(step).await {
+    async fn read(mut self, max: u64) -> Result<Bytes, ErrorReply> {
+        limits::check_declared(*self.left, max)?;
+        let len = usize::try_from(*self.left).map_err(|_| ended_early())?;
+        while self.buf.len() < len {
+            let step = (len - self.buf.len()).min(BODY_CHUNK);
+            match read_into(&mut self.reader, self.buf, step).await {
                 Ok(0) | Err(_) => return Err(ended_early()),
                 Ok(_) => {}
             }
         }
-        io.body_left = 0;
-        Ok(io.buf.split_to(len).freeze())
+        *self.left = 0;
+        Ok(self.buf.split_to(len).freeze())
     }
 }
 

@@ -4,6 +4,8 @@
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use http::StatusCode;
+
 use crate::proxy::respond::ClientResponse;
 
 /// Bodies up to this size are copied behind the head, so the response goes
@@ -19,7 +21,8 @@ pub fn response(
     http10: bool,
 ) -> bool {
     let status = response.status;
-    out.extend_from_slice(b"HTTP/1.1 ");
+    // The client's version, as hyper answers.
+    out.extend_from_slice(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
@@ -30,9 +33,12 @@ pub fn response(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     });
-    out.extend_from_slice(b"content-length: ");
-    decimal(out, response.body.len());
-    out.extend_from_slice(b"\r\n");
+    // RFC 9110 §8.6: never on 204 (a notification's answer).
+    if status != StatusCode::NO_CONTENT {
+        out.extend_from_slice(b"content-length: ");
+        decimal(out, response.body.len());
+        out.extend_from_slice(b"\r\n");
+    }
     if !keep_alive {
         out.extend_from_slice(b"connection: close\r\n");
     } else if http10 {
@@ -90,7 +96,7 @@ fn date(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use http::{HeaderValue, StatusCode};
+    use http::HeaderValue;
 
     use super::*;
 

@@ -61,6 +61,9 @@ impl Fallback {
         let conn = self.builder.serve_connection_with_upgrades(io, service);
         tokio::pin!(conn);
         tokio::select! {
+            // Biased: a connection that has its request is served before a
+            // shutdown seen in the same poll closes it.
+            biased;
             result = conn.as_mut() => {
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "connection ended with an error");

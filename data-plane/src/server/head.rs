@@ -98,7 +98,8 @@ pub fn parse(buf: &[u8]) -> Head {
         {
             return Head::Handoff;
         } else if name.eq_ignore_ascii_case(X_REQUEST_ID.as_str().as_bytes()) {
-            request_id = Some(range_in(buf, value));
+            // The first one, as `HeaderMap::get` reads it.
+            request_id.get_or_insert_with(|| range_in(buf, value));
         } else {
             priority.observe(name, value);
         }

@@ -357,10 +357,18 @@ impl Node {
             }
             Fault::Hang => std::future::pending().await,
             Fault::Hold => {
+                // Counted while held, and no longer once answered or
+                // dropped (the client of this node went away).
+                struct Held(Arc<AtomicUsize>);
+                impl Drop for Held {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
                 let notified = self.released.notified();
                 self.held.fetch_add(1, Ordering::SeqCst);
+                let _held = Held(self.held.clone());
                 notified.await;
-                self.held.fetch_sub(1, Ordering::SeqCst);
                 text(200, good())
             }
         }
