@@ -74,11 +74,16 @@ where
 
 /// Completes when the client closes or resets the connection while its
 /// request is served. Stays pending once the client has sent more bytes
-/// (a pipelined request): only reading them could look past them.
+/// (a pipelined request): only reading them could look past them. Waits
+/// in the socket's reader slot, not its waiter list: the body is read in
+/// this same task, so whichever registers last leaves the same waker.
 async fn hang_up(stream: &TcpStream) {
     let mut byte = [MaybeUninit::<u8>::uninit(); 1];
     loop {
-        if stream.readable().await.is_err() {
+        if std::future::poll_fn(|cx| stream.poll_read_ready(cx))
+            .await
+            .is_err()
+        {
             return;
         }
         let peeked = stream.try_io(Interest::READABLE, || SockRef::from(stream).peek(&mut byte));
