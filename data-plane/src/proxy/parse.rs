@@ -181,6 +181,22 @@ pub fn parse(body: &[u8], max_batch: u32) -> Result<Parsed<'_>, ErrorReply> {
             .collect();
         Ok(Parsed::Batch(elements))
     } else {
+        if first == Some(b'{') {
+            // One pass for the common case: the object read straight into
+            // its members, which validates the whole text as it goes. A
+            // data error (a repeated member) may come before a syntax error
+            // further on, so only syntax errors are final here; the rest
+            // take the two-pass path below, which tells them apart.
+            match serde_json::from_str::<WireCall<'_>>(text) {
+                Ok(wire) => {
+                    return checked(wire, text)
+                        .map(Parsed::Single)
+                        .map_err(|e| invalid(&e.message).with_id(e.id));
+                }
+                Err(e) if e.classify() != Category::Data => return Err(refusal(&e)),
+                Err(_) => {}
+            }
+        }
         let single = serde_json::from_str::<&RawValue>(text).map_err(|e| refusal(&e))?;
         call(single.get())
             .map(Parsed::Single)
@@ -199,6 +215,11 @@ fn call(text: &str) -> Result<Call<'_>, NotACall<'_>> {
         id: None,
         message: format!("not a JSON-RPC request: {e}"),
     })?;
+    checked(wire, text)
+}
+
+/// The call `wire` (read from `text`) is, if it is a request.
+fn checked<'a>(wire: WireCall<'a>, text: &'a str) -> Result<Call<'a>, NotACall<'a>> {
     // An id that is not a string, number or null cannot be echoed.
     let id = wire.id.filter(|id| valid_id(id));
     let fail = |message: &str| NotACall {
@@ -208,18 +229,12 @@ fn call(text: &str) -> Result<Call<'_>, NotACall<'_>> {
     if wire.id.is_some() && id.is_none() {
         return Err(fail("\"id\" must be a string, a number or null"));
     }
-    match wire
-        .jsonrpc
-        .map(|v| serde_json::from_str::<Cow<'_, str>>(v.get()))
-    {
+    match wire.jsonrpc.map(string) {
         Some(Ok(v)) if v == "2.0" => {}
         Some(_) => return Err(fail("\"jsonrpc\" must be \"2.0\"")),
         None => return Err(fail("missing \"jsonrpc\": \"2.0\"")),
     }
-    let method = match wire
-        .method
-        .map(|m| serde_json::from_str::<Cow<'_, str>>(m.get()))
-    {
+    let method = match wire.method.map(string) {
         Some(Ok(method)) => method,
         Some(Err(_)) => return Err(fail("\"method\" must be a string")),
         None => return Err(fail("missing \"method\"")),
@@ -235,6 +250,16 @@ fn call(text: &str) -> Result<Call<'_>, NotACall<'_>> {
         params: wire.params,
         raw: text,
     })
+}
+
+/// A JSON string value's text: borrowed as it is when it has no escapes
+/// (the scan that produced `raw` has validated it), decoded otherwise.
+fn string(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
+    let text = raw.get();
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Ok(Cow::Borrowed(inner)),
+        _ => serde_json::from_str(text),
+    }
 }
 
 fn valid_id(id: &RawValue) -> bool {
@@ -317,6 +342,11 @@ mod tests {
             "[1,]",
             "{} {}",
             "\u{0}",
+            // A repeated member before the syntax error: still not JSON.
+            r#"{"id":1,"id":2,"method":"x" oops"#,
+            r#"{"jsonrpc":"2.0","method":"x","id":1} trailing"#,
+            r#"{"jsonrpc":"2.0","method":"x","params":[01]}"#,
+            r#"{"jsonrpc":"2.0","method":"x\q"}"#,
         ] {
             let e = err(body);
             assert_eq!(e.code, jsonrpc::PARSE_ERROR, "{body:?}: {}", e.message);
@@ -328,6 +358,16 @@ mod tests {
             parse(b"\xff\xfe", 3).unwrap_err().code,
             jsonrpc::PARSE_ERROR
         );
+    }
+
+    #[test]
+    fn escaped_strings_are_decoded() {
+        assert_eq!(
+            ok(r#" {"jsonrpc":"2\u002e0","method":"eth_\u0062lockNumber","id":1}"#),
+            vec![("eth_blockNumber".to_owned(), Some("1".to_owned()))]
+        );
+        let e = err(r#"{"jsonrpc":"2\u002e1","method":"x","id":1}"#);
+        assert_eq!(e.code, jsonrpc::INVALID_REQUEST);
     }
 
     #[test]
