@@ -15,11 +15,30 @@ use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// The response body type served by Meridian's HTTP endpoints.
 pub type Body = BoxBody<Bytes, Infallible>;
+
+/// The next connection on `listener`, with `TCP_NODELAY` set (answers are
+/// written whole, so Nagle would only delay them). A failed accept
+/// (typically EMFILE) is logged and retried after a short pause instead of
+/// spinning.
+pub async fn accept(listener: &TcpListener) -> TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                let _ = stream.set_nodelay(true);
+                return stream;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
 
 /// Serves `service` on `listener` until `shutdown` turns true, then stops
 /// accepting and waits up to `drain` for open connections to finish.
@@ -39,17 +58,7 @@ pub async fn serve<S>(
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Typically EMFILE: back off briefly instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
+            stream = accept(&listener) => {
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service.clone());
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {

@@ -16,6 +16,7 @@ mod rewind;
 use std::sync::Arc;
 use std::time::Duration;
 
+use meridian_common::serve::accept;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
@@ -36,17 +37,7 @@ pub async fn serve(
     let (open, mut all_closed) = mpsc::channel::<()>(1);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Typically EMFILE: back off briefly instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
+            stream = accept(&listener) => {
                 let (shared, fallback, stop, open) =
                     (shared.clone(), fallback.clone(), shutdown.clone(), open.clone());
                 tokio::spawn(async move {
