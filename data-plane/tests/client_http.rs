@@ -168,6 +168,15 @@ fn assert_answers(reply: &RawReply, id: u32) {
     assert!(reply.header("date").is_some());
 }
 
+/// The node got exactly these `eth_blockNumber` calls, in this order.
+fn assert_node_saw(node: &Node, ids: &[u32]) {
+    let want: Vec<String> = ids
+        .iter()
+        .map(|id| format!("eth_blockNumber:{id}"))
+        .collect();
+    assert_eq!(node.calls(), want);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_and_split_requests_are_answered_in_order_on_one_connection() {
     let (dp, _dir, node) = setup().await;
@@ -198,16 +207,7 @@ async fn pipelined_and_split_requests_are_answered_in_order_on_one_connection() 
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     assert_answers(&c.response().await, 4);
-    let calls = node.calls();
-    assert_eq!(
-        calls,
-        [
-            "eth_blockNumber:1",
-            "eth_blockNumber:2",
-            "eth_blockNumber:3",
-            "eth_blockNumber:4"
-        ]
-    );
+    assert_node_saw(&node, &[1, 2, 3, 4]);
     dp.shutdown().await;
 }
 
@@ -265,26 +265,39 @@ async fn refusals_keep_the_connection_only_when_the_body_is_consumed() {
     assert_eq!(reply.header("x-rejected-by"), Some("json"));
     c.send(post("/eth", &call(2), "").as_bytes()).await;
     assert_answers(&c.response().await, 2);
+    // A refused request and a good one behind it in the same write.
+    let both = format!(
+        "{}{}",
+        post("/nope", &call(1), ""),
+        post("/eth", &call(3), "")
+    );
+    c.send(both.as_bytes()).await;
+    assert_eq!(c.response().await.status, 404);
+    assert_answers(&c.response().await, 3);
+    // Refused while its body is still on the way: the connection closes.
+    let refused = post("/nope", &call(1), "");
+    let (sent, rest) = refused.split_at(refused.len() - 5);
+    c.send(sent.as_bytes()).await;
+    let reply = c.response().await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.header("connection"), Some("close"));
+    c.send(rest.as_bytes()).await;
+    assert!(c.closed().await);
 
-    // A declared length over the limit: refused unread, the connection
-    // closes, and the answer still arrives whole although the client
-    // keeps sending its body.
+    // A declared length over the limit with its 512 KiB body sent at once:
+    // refused unread, the answer arrives whole, and the connection ends
+    // with a clean close, not a reset that would destroy the answer.
     let mut c = Raw::connect(&dp).await;
-    let big = "x".repeat(usize::try_from(LIMIT).unwrap() * 4);
-    c.send(
-        post("/eth", &big[..100], "")
-            .replace(
-                "Content-Length: 100",
-                &format!("Content-Length: {}", big.len()),
-            )
-            .as_bytes(),
-    )
-    .await;
+    let big = "x".repeat(512 * 1024);
+    let head = format!(
+        "POST /eth HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        big.len()
+    );
+    c.send(format!("{head}{big}").as_bytes()).await;
     let reply = c.response().await;
     assert_eq!(reply.status, 413);
     assert_eq!(reply.header("x-rejected-by"), Some("size"));
     assert_eq!(reply.header("connection"), Some("close"));
-    let _ = c.stream.write_all(big.as_bytes()).await;
     assert!(c.closed().await);
 
     // A body that ends before its Content-Length.
@@ -298,11 +311,8 @@ async fn refusals_keep_the_connection_only_when_the_body_is_consumed() {
     assert_eq!(reply.header("connection"), Some("close"));
     assert!(c.closed().await);
 
-    assert_eq!(
-        node.calls(),
-        ["eth_blockNumber:2"],
-        "no refusal reached the node"
-    );
+    // No refusal reached the node.
+    assert_node_saw(&node, &[2, 3]);
     dp.shutdown().await;
 }
 
@@ -335,14 +345,7 @@ async fn hyper_takes_over_mid_connection_for_what_the_fast_path_does_not_serve()
     bad.send(b"POST /eth HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n")
         .await;
     assert_eq!(bad.response().await.status, 400);
-    assert_eq!(
-        node.calls(),
-        [
-            "eth_blockNumber:1",
-            "eth_blockNumber:2",
-            "eth_blockNumber:3"
-        ]
-    );
+    assert_node_saw(&node, &[1, 2, 3]);
     dp.shutdown().await;
 }
 
@@ -384,10 +387,18 @@ async fn shutdown_closes_idle_connections_and_finishes_requests_in_flight() {
         node.held() == 1
     })
     .await;
-    let shutdown = tokio::spawn(dp.shutdown());
+    let mut shutdown = tokio::spawn(dp.shutdown());
     assert!(
         idle.closed().await,
         "an idle connection is closed at shutdown"
+    );
+    // A bound for a negative: a drain that did not wait would have
+    // finished long before it.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut shutdown)
+            .await
+            .is_err(),
+        "shutdown waits for the request in flight"
     );
     node.release();
     let reply = busy.response().await;
