@@ -181,21 +181,19 @@ pub fn parse(body: &[u8], max_batch: u32) -> Result<Parsed<'_>, ErrorReply> {
             .collect();
         Ok(Parsed::Batch(elements))
     } else {
-        if first == Some(b'{') {
+        if first == Some(b'{')
+            && let Ok(wire) = serde_json::from_str::<WireCall<'_>>(text)
+        {
             // One pass for the common case: the object read straight into
-            // its members, which validates the whole text as it goes. A
-            // data error (a repeated member) may come before a syntax error
-            // further on, so only syntax errors are final here; the rest
-            // take the two-pass path below, which tells them apart.
-            match serde_json::from_str::<WireCall<'_>>(text) {
-                Ok(wire) => {
-                    return checked(wire, text)
-                        .map(Parsed::Single)
-                        .map_err(|e| invalid(&e.message).with_id(e.id));
-                }
-                Err(e) if e.classify() != Category::Data => return Err(refusal(&e)),
-                Err(_) => {}
-            }
+            // its members, which validates the whole text as it goes. Any
+            // error takes the two-pass path below instead, which tells
+            // -32700 from -32600 exactly (reading into members also decodes
+            // the keys, so a lone surrogate in a key, valid JSON grammar,
+            // fails here as a syntax error).
+            let raw = text.trim_matches(JSON_WHITESPACE);
+            return checked(wire, raw)
+                .map(Parsed::Single)
+                .map_err(|e| invalid(&e.message).with_id(e.id));
         }
         let single = serde_json::from_str::<&RawValue>(text).map_err(|e| refusal(&e))?;
         call(single.get())
@@ -203,6 +201,9 @@ pub fn parse(body: &[u8], max_batch: u32) -> Result<Parsed<'_>, ErrorReply> {
             .map_err(|e| invalid(&e.message).with_id(e.id))
     }
 }
+
+/// JSON's insignificant whitespace (RFC 8259 §2).
+const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 
 /// Why one call is not a request, and its id when readable.
 struct NotACall<'a> {
@@ -358,6 +359,25 @@ mod tests {
             parse(b"\xff\xfe", 3).unwrap_err().code,
             jsonrpc::PARSE_ERROR
         );
+    }
+
+    #[test]
+    fn a_lone_surrogate_in_a_key_is_json_but_not_a_request() {
+        for body in [
+            r#"{"\ud800":0,"jsonrpc":"2.0","method":"x","id":1}"#,
+            r#"{"\udc00":0,"jsonrpc":"2.0","method":"x","id":1}"#,
+            r#"{"\ud800x":0,"jsonrpc":"2.0","method":"x","id":1}"#,
+        ] {
+            assert_eq!(err(body).code, jsonrpc::INVALID_REQUEST, "{body}");
+        }
+    }
+
+    #[test]
+    fn a_single_call_is_its_text_without_surrounding_whitespace() {
+        let body = " \n{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"id\":1}\r\n";
+        let parsed = parse(body.as_bytes(), 3).unwrap();
+        let call = parsed.calls().next().unwrap();
+        assert_eq!(call.raw, body.trim());
     }
 
     #[test]
