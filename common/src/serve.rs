@@ -1,8 +1,9 @@
 //! Serving HTTP on a bound listener until shutdown, with graceful drain.
 //!
-//! Both planes' small HTTP endpoints and the data plane's client listener use
-//! this loop, so connection handling (HTTP/1.1 and h2c, keep-alive, graceful
-//! close) is written once.
+//! Both planes' small HTTP endpoints use this loop, so their connection
+//! handling (HTTP/1.1 and h2c, keep-alive, graceful close) is written once.
+//! The data plane's client listener has its own loop (an HTTP/1.1 fast path
+//! in front of hyper) and shares [`accept`] with this one.
 
 use std::convert::Infallible;
 use std::time::Duration;
