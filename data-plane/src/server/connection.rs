@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use super::encode;
 use super::fallback::Fallback;
-use super::head::{self, Head};
+use super::head::{self, FastHead, Head};
 use crate::proxy::limits::{self, RequestBody};
 use crate::proxy::pipeline::{self, ClientRequest};
 use crate::proxy::reply::ErrorReply;
@@ -111,30 +111,13 @@ pub async fn run(
     };
     let mut out = Vec::new();
     loop {
-        let head = loop {
-            if !io.buf.is_empty() {
-                match head::parse(&io.buf) {
-                    Head::Fast(head) => break head,
-                    Head::Handoff => {
-                        return fallback.serve(io.stream, io.buf.freeze(), shutdown).await;
-                    }
-                    Head::Partial => {}
-                }
+        let head = match next_head(&mut io, &mut shutdown).await {
+            Next::Fast(head) => head,
+            Next::Handoff => {
+                return fallback.serve(io.stream, io.buf.freeze(), shutdown).await;
             }
-            // Between requests (or inside a head, with no request taken
-            // yet): the only moments shutdown closes the connection.
-            let (mut reader, _) = io.stream.split();
-            let read = tokio::select! {
-                biased;
-                read = read_into(&mut reader, &mut io.buf, READ_CHUNK) => read,
-                _ = shutdown.changed() => return,
-            };
-            match read {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
+            Next::Close => return,
         };
-
         let head_bytes = io.buf.split_to(head.len);
         io.body_left = head.content_length;
         // httparse hands out the target as `&str`, so this never fails.
@@ -196,9 +179,47 @@ pub async fn run(
             linger_close(io.stream).await;
             return;
         }
-        if io.buf.is_empty() && io.buf.capacity() > KEEP_BUFFER {
-            io.buf = BytesMut::new();
+        release_if_large(&mut io.buf);
+    }
+}
+
+/// What comes next on a connection.
+enum Next {
+    Fast(FastHead),
+    Handoff,
+    /// The client closed, the read failed, or shutdown came first.
+    Close,
+}
+
+/// Reads until the buffer starts with a whole head (or one for hyper).
+async fn next_head(io: &mut Io, shutdown: &mut watch::Receiver<bool>) -> Next {
+    loop {
+        if !io.buf.is_empty() {
+            match head::parse(&io.buf) {
+                Head::Fast(head) => return Next::Fast(head),
+                Head::Handoff => return Next::Handoff,
+                Head::Partial => {}
+            }
         }
+        // Between requests (or inside a head, with no request taken yet):
+        // the only moments shutdown closes the connection.
+        let (mut reader, _) = io.stream.split();
+        let read = tokio::select! {
+            biased;
+            read = read_into(&mut reader, &mut io.buf, READ_CHUNK) => read,
+            _ = shutdown.changed() => return Next::Close,
+        };
+        if !matches!(read, Ok(n) if n > 0) {
+            return Next::Close;
+        }
+    }
+}
+
+/// Gives back an idle connection's buffer once a large body grew it, so a
+/// keep-alive connection does not hold that memory.
+fn release_if_large(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > KEEP_BUFFER {
+        *buf = BytesMut::new();
     }
 }
 
@@ -272,4 +293,28 @@ async fn linger_close(mut stream: TcpStream) {
         }
     };
     let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_large_idle_buffer_is_given_back() {
+        let mut small = BytesMut::with_capacity(READ_CHUNK);
+        release_if_large(&mut small);
+        assert!(small.capacity() >= READ_CHUNK, "the usual buffer is kept");
+
+        let mut busy = BytesMut::with_capacity(KEEP_BUFFER * 2);
+        busy.extend_from_slice(b"POST");
+        release_if_large(&mut busy);
+        assert!(
+            busy.capacity() > KEEP_BUFFER,
+            "a buffer holding bytes is kept"
+        );
+
+        let mut large = BytesMut::with_capacity(KEEP_BUFFER * 2);
+        release_if_large(&mut large);
+        assert_eq!(large.capacity(), 0);
+    }
 }
