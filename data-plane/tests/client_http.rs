@@ -376,6 +376,10 @@ async fn http2_with_prior_knowledge_is_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_idle_connections_and_finishes_requests_in_flight() {
     let (dp, _dir, node) = setup().await;
+    // A connection in the middle of a head has no request taken yet (sent
+    // first, so the data plane has read it by the time shutdown starts).
+    let mut partial = Raw::connect(&dp).await;
+    partial.send(b"POST /eth HTTP/1.1\r\nHost: t\r\n").await;
     let mut idle = Raw::connect(&dp).await;
     idle.send(post("/eth", &call(1), "").as_bytes()).await;
     assert_answers(&idle.response().await, 1);
@@ -388,6 +392,10 @@ async fn shutdown_closes_idle_connections_and_finishes_requests_in_flight() {
     })
     .await;
     let mut shutdown = tokio::spawn(dp.shutdown());
+    assert!(
+        partial.closed().await,
+        "a connection inside a head is closed at shutdown"
+    );
     assert!(
         idle.closed().await,
         "an idle connection is closed at shutdown"

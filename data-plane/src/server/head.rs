@@ -161,6 +161,12 @@ mod tests {
     }
 
     #[test]
+    fn the_first_request_id_wins() {
+        let raw = "POST / HTTP/1.1\r\nx-request-id: one\r\nX-Request-Id: two\r\n\r\n";
+        assert_eq!(&raw[fast(raw).request_id.unwrap()], "one");
+    }
+
+    #[test]
     fn keep_alive_follows_version_and_connection() {
         assert!(!fast("POST / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive);
         assert!(!fast("POST / HTTP/1.0\r\n\r\n").keep_alive);
