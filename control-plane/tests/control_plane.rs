@@ -31,18 +31,23 @@ async fn probes_publish_and_a_stream_delivers_and_records_acks() {
         Some(&leader),
         &[("a", &a, "eu"), ("b", &b, "us")],
     );
+    // `a` cannot pass a probe until the first push has been read, so that
+    // push shows it unproven however slowly the test runs.
+    a.failing.store(true, std::sync::atomic::Ordering::SeqCst);
     let plane = ControlPlane::start(config(&text)).await.unwrap();
     assert_eq!(http_get(plane.http_addr(), "/health").await.0, 200);
     assert_eq!(http_get(plane.http_addr(), "/ready").await.0, 200);
 
     let mut stream = Stream::open(&plane, "eu-1", None).await;
     let first = stream.next().await;
+    let a_first = upstream_of(&first, "a").unwrap();
     assert_eq!(
-        state_of(&first, "a"),
-        Some(S::Failing),
-        "new upstreams start unproven"
+        (a_first.state(), a_first.reason.as_str()),
+        (S::Failing, "not yet proven healthy"),
+        "new upstreams start unproven (a failing probe does not relabel them)"
     );
     stream.ack(&first).await;
+    a.failing.store(false, std::sync::atomic::Ordering::SeqCst);
     let healthy = loop {
         let s = stream.next().await;
         stream.ack(&s).await;
@@ -224,33 +229,39 @@ async fn a_data_plane_that_accepts_table_gzip_gets_the_same_table_compressed() {
 async fn up_to_date_hello_gets_nothing_and_a_nack_parks_until_newer() {
     let dir = tempfile::tempdir().unwrap();
     let (a, n) = (MockNode::start(7, 1).await, MockNode::start(7, 1).await);
+    // `n` cannot pass a probe until the test lets it, so every version
+    // before that shows it unproven, whenever the streams read them.
+    n.failing.store(true, std::sync::atomic::Ordering::SeqCst);
     let plane = ControlPlane::start(config(&config_text(dir.path(), None, &[("a", &a, "eu")])))
         .await
         .unwrap();
     let mut admin = admin(&plane).await;
     let current = snapshot_with(&admin, &[("a", S::Healthy)]).await;
 
-    // Up to date: the first push this stream sees is the next version.
+    // Up to date: the first push this stream sees is a newer version.
     let mut fresh = Stream::open(
         &plane,
         "eu-fresh",
         Some((current.version.unwrap(), current.content_hash.clone())),
     )
     .await;
-    // Another stream that holds nothing gets the current version at once and NACKs it.
+    // Another stream that holds nothing gets the latest version at once
+    // (`current`, or a newer one should a score move have published
+    // meanwhile) and NACKs it.
     let mut rejecting = Stream::open(&plane, "eu-reject", None).await;
     let rejected = rejecting.next().await;
-    assert_eq!(version(&rejected), version(&current));
+    assert!(version(&rejected) >= version(&current));
+    assert!(version(&rejected) <= plane.current_version());
     rejecting
         .nack(&rejected, "simulated validation failure")
         .await;
-    let current_version = version(&current);
+    let rejected_version = version(&rejected);
     eventually("the nack is recorded", || {
         let admin = admin.clone();
         async move {
             let dp = data_plane_status(&admin, "eu-reject").await?;
             (dp.nack_error == "simulated validation failure"
-                && Version::from(dp.nacked_version) == current_version)
+                && Version::from(dp.nacked_version) == rejected_version)
                 .then_some(())
         }
     })
@@ -272,21 +283,28 @@ async fn up_to_date_hello_gets_nothing_and_a_nack_parks_until_newer() {
         })
         .await
         .unwrap();
-    assert!(plane.current_version() > version(&current));
+    let added = plane.current_version();
+    assert!(added > version(&current));
 
     let pushed = fresh.next().await;
     assert!(
         version(&pushed) > version(&current),
         "an up-to-date Hello got a resend"
     );
+    let mut pushed = pushed;
+    while version(&pushed) < added {
+        fresh.ack(&pushed).await;
+        pushed = fresh.next().await;
+    }
     assert_eq!(
         state_of(&pushed, "n"),
         Some(S::Failing),
         "n is live but not yet proven"
     );
+    fresh.ack(&pushed).await;
     let after_nack = rejecting.next().await;
     assert!(
-        version(&after_nack) > version(&rejected),
+        version(&after_nack) > rejected_version,
         "the rejected version was resent"
     );
     rejecting.ack(&after_nack).await;
@@ -300,6 +318,7 @@ async fn up_to_date_hello_gets_nothing_and_a_nack_parks_until_newer() {
     .await;
 
     // A freshly added upstream proves itself and enters rotation.
+    n.failing.store(false, std::sync::atomic::Ordering::SeqCst);
     loop {
         let s = fresh.next().await;
         fresh.ack(&s).await;
@@ -315,8 +334,15 @@ async fn up_to_date_hello_gets_nothing_and_a_nack_parks_until_newer() {
         })
         .await
         .unwrap();
-    let s = fresh.next().await;
-    assert!(version(&s) > before);
+    // Versions published between n's entry and `before` may still be on
+    // their way; the removal is the first one after `before`.
+    let s = loop {
+        let s = fresh.next().await;
+        fresh.ack(&s).await;
+        if version(&s) > before {
+            break s;
+        }
+    };
     assert_eq!(state_of(&s, "n"), None, "removal is live");
     plane.shutdown().await;
 }
@@ -324,7 +350,10 @@ async fn up_to_date_hello_gets_nothing_and_a_nack_parks_until_newer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_admin_input_is_refused_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
+    // `a` never passes a probe, so it stays unproven and nothing but an
+    // admin call could publish while the bad calls below run.
     let a = MockNode::start(1, 1).await;
+    a.failing.store(true, std::sync::atomic::Ordering::SeqCst);
     let plane = ControlPlane::start(config(&config_text(dir.path(), None, &[("a", &a, "eu")])))
         .await
         .unwrap();
@@ -492,18 +521,31 @@ async fn a_restart_keeps_versions_increasing_and_admin_changes() {
     plane.shutdown().await;
 
     // Same data_dir, same process, right away: the file lock was released.
-    let plane = ControlPlane::start(config(&text)).await.unwrap();
+    // The nodes hold their answers (and the probes wait for them), so the
+    // restarted plane learns nothing new until the test has read what it
+    // resumed from: no probe can publish in between.
+    let frozen = text.replace(
+        "unhealthy_after = 2\n",
+        "unhealthy_after = 2\nprobe_timeout_ms = 60000\n",
+    );
+    for node in [&a, &c] {
+        node.hold();
+    }
+    let plane = ControlPlane::start(config(&frozen)).await.unwrap();
     let first = plane.current_version();
     assert!(first > last, "{first} after {last}");
     assert_eq!(first.epoch, last.epoch + 1);
     let mut admin = support::admin(&plane).await;
     let s = snapshot(&mut admin).await;
-    assert_eq!(version(&s), first);
+    assert_eq!(version(&s), first, "nothing could publish since the start");
     assert_eq!(
         state_of(&s, "a"),
         Some(S::Healthy),
         "health resumes from the last snapshot"
     );
+    for node in [&a, &c] {
+        node.release();
+    }
     assert_eq!(
         state_of(&s, "b"),
         None,

@@ -23,7 +23,7 @@ use meridian_common::proto::snapshot_service_client::SnapshotServiceClient;
 use meridian_control_plane::app::ControlPlane;
 use meridian_control_plane::config::ControlConfig;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
@@ -34,6 +34,10 @@ pub struct MockNode {
     pub height: Arc<AtomicU64>,
     pub chain_id: Arc<AtomicU64>,
     pub failing: Arc<AtomicBool>,
+    /// While true, requests are read but not answered: a probe of this
+    /// node can neither pass nor fail (with a probe timeout longer than the
+    /// test), which freezes what the prober knows of it.
+    held: Arc<watch::Sender<bool>>,
 }
 
 impl MockNode {
@@ -44,6 +48,7 @@ impl MockNode {
             height: Arc::new(AtomicU64::new(height)),
             chain_id: Arc::new(AtomicU64::new(chain_id)),
             failing: Arc::new(AtomicBool::new(false)),
+            held: Arc::new(watch::Sender::new(false)),
         };
         let state = node.clone();
         tokio::spawn(async move {
@@ -74,6 +79,16 @@ impl MockNode {
         self.height.store(h, Ordering::SeqCst);
     }
 
+    /// Holds every answer from now on (see [`MockNode::held`]).
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// Answers the held requests and every one after.
+    pub fn release(&self) {
+        self.held.send_replace(false);
+    }
+
     async fn answer(
         &self,
         req: http::Request<hyper::body::Incoming>,
@@ -84,6 +99,8 @@ impl MockNode {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
+        // The sender lives in `self`, so the channel cannot close here.
+        let _ = self.held.subscribe().wait_for(|held| !held).await;
         if self.failing.load(Ordering::SeqCst) {
             let mut r = http::Response::new(Full::new(Bytes::from_static(b"down")));
             *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
@@ -180,15 +197,19 @@ pub async fn snapshot(admin: &mut AdminServiceClient<Channel>) -> proto::Snapsho
         .unwrap()
 }
 
-/// State of upstream `id` in a snapshot, if present.
-pub fn state_of(s: &proto::Snapshot, id: &str) -> Option<proto::UpstreamState> {
+/// Upstream `id` in a snapshot, if present.
+pub fn upstream_of<'a>(s: &'a proto::Snapshot, id: &str) -> Option<&'a proto::Upstream> {
     s.table
         .as_ref()?
         .networks
         .iter()
         .flat_map(|n| &n.upstreams)
         .find(|u| u.id == id)
-        .map(|u| u.state())
+}
+
+/// State of upstream `id` in a snapshot, if present.
+pub fn state_of(s: &proto::Snapshot, id: &str) -> Option<proto::UpstreamState> {
+    upstream_of(s, id).map(proto::Upstream::state)
 }
 
 /// The first published snapshot in which every upstream in `states` has
