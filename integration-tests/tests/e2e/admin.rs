@@ -6,11 +6,15 @@
 //! (docs/BENCHMARKS.md). Here each data plane gets its own generous bound,
 //! so a loaded machine cannot fail a change that is right.
 
+use meridian_control_plane::inventory::UpstreamSpec;
+use meridian_control_plane::store::{SledStore, Store as _};
 use meridian_integration_tests::harness::*;
 use meridian_integration_tests::mock_evm::MockEvmNode;
 use meridian_integration_tests::rpc::RpcClient;
+use meridian_proto::v1::admin_service_client::AdminServiceClient;
 use meridian_proto::v1::{AddUpstreamRequest, RemoveUpstreamRequest};
 use tonic::Code;
+use tonic::transport::Channel;
 
 const NET: &str = "eth-admin";
 
@@ -104,6 +108,40 @@ async fn upstreams_added_and_removed_through_the_admin_api_go_live_in_every_data
     cp.shutdown().await;
 }
 
+/// What the control plane holds of every upstream of every network, as the
+/// operator defined it (the live fields that probes move are left out).
+async fn definitions(admin: &mut AdminServiceClient<Channel>) -> Vec<String> {
+    let mut all: Vec<String> = list_upstreams(admin, "")
+        .await
+        .into_iter()
+        .map(|s| {
+            let u = s.upstream.expect("ListUpstreams carries the upstream");
+            format!(
+                "{}/{} {} region={} weight={} roles={:?} origin={}",
+                s.network_id, u.id, u.url, u.region, u.weight, u.roles, s.origin
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// What the sled store holds of upstreams: the runtime-added ones and the
+/// tombstones of removed config upstreams, each under its network.
+type Stored = (Vec<(String, UpstreamSpec)>, Vec<(String, String)>);
+
+/// The stored upstreams under `dir` (the control plane using it must have
+/// stopped).
+fn stored(dir: &std::path::Path) -> Stored {
+    let store = SledStore::open(dir).expect("the store opens after shutdown");
+    let state = (
+        store.runtime_upstreams().expect("runtime upstreams"),
+        store.tombstones().expect("tombstones"),
+    );
+    store.close().expect("the store closes");
+    state
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_admin_input_is_refused_and_nothing_is_stored() {
     init_test_logs();
@@ -112,17 +150,34 @@ async fn bad_admin_input_is_refused_and_nothing_is_stored() {
     let networks = [NetworkSpec::new(NET).upstream("alpha", &a.url(), "eu")];
     let cp = start_control_plane(&control_toml(cp_dir.path(), &networks)).await;
     let mut admin = admin_client(&cp).await;
-    wait_healthy(&mut admin, NET, &["alpha"]).await;
-    let before = list_upstreams(&mut admin, NET).await.len();
+    // One upstream the store holds, so that an overwrite would show.
+    admin
+        .add_upstream(add("beta", "http://127.0.0.1:2", "us"))
+        .await
+        .expect("AddUpstream beta");
+    cp.shutdown().await;
+    let (runtime, tombstones) = stored(cp_dir.path());
+    assert_eq!(runtime.len(), 1, "{runtime:?}");
+    assert!(tombstones.is_empty(), "{tombstones:?}");
+
+    let cp = start_control_plane(&control_toml(cp_dir.path(), &networks)).await;
+    let mut admin = admin_client(&cp).await;
+    let before = definitions(&mut admin).await;
+    assert_eq!(before.len(), 2, "{before:?}");
 
     let mut unknown_network = add("x", "http://127.0.0.1:1", "eu");
     unknown_network.network_id = "no-such-network".into();
     let cases = [
         ("unknown network", unknown_network, "no-such-network"),
         (
-            "duplicate id",
+            "duplicate config id",
             add("alpha", "http://127.0.0.1:1", "eu"),
             "alpha",
+        ),
+        (
+            "duplicate admin id",
+            add("beta", "http://127.0.0.1:3", "eu"),
+            "beta",
         ),
         ("malformed URL", add("y", "not a url", "eu"), "not a url"),
         (
@@ -151,17 +206,23 @@ async fn bad_admin_input_is_refused_and_nothing_is_stored() {
         .await
         .expect_err("removing an unknown upstream must fail");
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    assert_eq!(
-        list_upstreams(&mut admin, NET).await.len(),
-        before,
-        "nothing stored"
-    );
+    let status = admin
+        .remove_upstream(RemoveUpstreamRequest {
+            network_id: "no-such-network".into(),
+            upstream_id: "beta".into(),
+        })
+        .await
+        .expect_err("removing from an unknown network must fail");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(definitions(&mut admin).await, before, "nothing changed");
 
-    // Nothing half-written either: a restart on the same store sees the same.
+    // Nothing half-written either: the store holds exactly what it held,
+    // and a restart on it sees the same upstreams.
     cp.shutdown().await;
+    assert_eq!(stored(cp_dir.path()), (runtime, tombstones));
     let cp = start_control_plane(&control_toml(cp_dir.path(), &networks)).await;
     let mut admin = admin_client(&cp).await;
-    assert_eq!(list_upstreams(&mut admin, NET).await.len(), before);
+    assert_eq!(definitions(&mut admin).await, before);
     cp.shutdown().await;
 }
 
