@@ -9,6 +9,7 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -148,11 +149,54 @@ impl Raw {
         }
     }
 
+    /// Waits until the data plane has read every byte sent on this
+    /// connection: the kernel has delivered them (nothing unacknowledged
+    /// on our end) and nothing is left unread on the data plane's end, as
+    /// `/proc/net/tcp` shows the two sockets' queues.
+    async fn wait_read_by_data_plane(&self) {
+        let client = self.stream.local_addr().unwrap();
+        let server = self.stream.peer_addr().unwrap();
+        eventually("the data plane to read what was sent", || async {
+            let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+            let queue = |local, remote| tcp_queues(&table, local, remote);
+            queue(client, server).is_some_and(|(tx, _)| tx == 0)
+                && queue(server, client).is_some_and(|(_, rx)| rx == 0)
+        })
+        .await;
+    }
+
     /// The data plane closed the connection cleanly (a FIN, not a reset)
     /// and sent nothing more.
     async fn closed(&mut self) -> bool {
         matches!(self.try_fill().await, Ok(0)) && self.buf.is_empty()
     }
+}
+
+/// The (send, receive) queue lengths of the IPv4 socket `local` ↔ `remote`
+/// in the text of `/proc/net/tcp`.
+fn tcp_queues(table: &str, local: SocketAddr, remote: SocketAddr) -> Option<(u64, u64)> {
+    // Addresses are written as the IPv4 address's bytes in host order
+    // (little-endian here) and the port, both in hex: 0100007F:1F90.
+    let hex = |a: SocketAddr| match a.ip() {
+        std::net::IpAddr::V4(ip) => Some(format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(ip.octets()),
+            a.port()
+        )),
+        std::net::IpAddr::V6(_) => None,
+    };
+    let (local, remote) = (hex(local)?, hex(remote)?);
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1)? != &local || fields.get(2)? != &remote {
+            return None;
+        }
+        let (tx, rx) = fields.get(4)?.split_once(':')?;
+        Some((
+            u64::from_str_radix(tx, 16).ok()?,
+            u64::from_str_radix(rx, 16).ok()?,
+        ))
+    })
 }
 
 fn assert_answers(reply: &RawReply, id: u32) {
@@ -376,10 +420,12 @@ async fn http2_with_prior_knowledge_is_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_idle_connections_and_finishes_requests_in_flight() {
     let (dp, _dir, node) = setup().await;
-    // A connection in the middle of a head has no request taken yet (sent
-    // first, so the data plane has read it by the time shutdown starts).
+    // A connection in the middle of a head has no request taken yet, but
+    // its bytes are in the data plane's buffer (waited for: a data plane
+    // that had not read them would see an idle connection).
     let mut partial = Raw::connect(&dp).await;
     partial.send(b"POST /eth HTTP/1.1\r\nHost: t\r\n").await;
+    partial.wait_read_by_data_plane().await;
     let mut idle = Raw::connect(&dp).await;
     idle.send(post("/eth", &call(1), "").as_bytes()).await;
     assert_answers(&idle.response().await, 1);
