@@ -417,6 +417,69 @@ async fn http2_with_prior_knowledge_is_served() {
     dp.shutdown().await;
 }
 
+/// A valid call padded with whitespace (still valid JSON) to over `LIMIT`:
+/// forwarded, it would reach the node, so "nothing forwarded" can fail.
+fn padded_call(id: u32) -> String {
+    let body = format!("{}{}", call(id), " ".repeat(LIMIT as usize + 200));
+    assert!(body.len() as u64 > LIMIT);
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_are_refused_whatever_their_framing() {
+    let (dp, _dir, node) = setup().await;
+
+    // HTTP/1.1 chunked (served by hyper): every chunk under the limit,
+    // together over it.
+    let body = padded_call(1);
+    let mut chunked =
+        String::from("POST /eth HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for piece in body.as_bytes().chunks(300) {
+        let piece = std::str::from_utf8(piece).unwrap();
+        chunked.push_str(&format!("{:x}\r\n{piece}\r\n", piece.len()));
+    }
+    chunked.push_str("0\r\n\r\n");
+    let mut c = Raw::connect(&dp).await;
+    c.send(chunked.as_bytes()).await;
+    let reply = c.response().await;
+    assert_eq!(reply.status, 413, "{reply:?}");
+    assert_eq!(reply.header("x-rejected-by"), Some("size"));
+    assert_eq!(reply.json()["error"]["code"], -32005, "{reply:?}");
+
+    // HTTP/2 with prior knowledge: a declared length, and a body streamed
+    // in frames with no length at all.
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>>(
+    );
+    let declared = Full::new(Bytes::from(padded_call(2))).boxed();
+    let frames = padded_call(3)
+        .into_bytes()
+        .chunks(300)
+        .map(|piece| Ok(hyper::body::Frame::data(Bytes::copy_from_slice(piece))))
+        .collect::<Vec<_>>();
+    let streamed = http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed();
+    for (what, body) in [("declared", declared), ("streamed", streamed)] {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{}/eth", dp.listen_addr()))
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{what}");
+        assert_eq!(response.headers()["x-rejected-by"], "size", "{what}");
+    }
+
+    // The node saw none of them, then sees a call of the right size.
+    let mut c = Raw::connect(&dp).await;
+    c.send(post("/eth", &call(4), "").as_bytes()).await;
+    assert_answers(&c.response().await, 4);
+    assert_node_saw(&node, &[4]);
+    dp.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_idle_connections_and_finishes_requests_in_flight() {
     let (dp, _dir, node) = setup().await;
