@@ -30,6 +30,10 @@ pub struct Throughput {
     pub requests_per_sec: f64,
     /// Non-2xx answers plus socket errors.
     pub errors: u64,
+    /// Of `errors`, the answers with a status other than 2xx or 3xx (the
+    /// rest are socket errors: connect, read, write, timeout).
+    #[serde(default)]
+    pub non_2xx: u64,
 }
 
 /// How to run wrk.
@@ -94,11 +98,13 @@ pub fn parse_wrk(out: &str) -> Option<Throughput> {
     let mut requests = None;
     let mut rps = None;
     let mut errors = 0;
+    let mut non_2xx = 0;
     for line in out.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("Requests/sec:") {
             rps = rest.trim().parse().ok();
         } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            errors += rest.trim().parse::<u64>().ok()?;
+            non_2xx = rest.trim().parse::<u64>().ok()?;
+            errors += non_2xx;
         } else if let Some(rest) = line.strip_prefix("Socket errors:") {
             // "connect 0, read 0, write 0, timeout 0"
             for part in rest.split(',') {
@@ -112,6 +118,7 @@ pub fn parse_wrk(out: &str) -> Option<Throughput> {
         requests: requests?,
         requests_per_sec: rps?,
         errors,
+        non_2xx,
     })
 }
 
@@ -370,6 +377,7 @@ Transfer/sec:     12.00MB
         assert_eq!(t.requests, 785_123);
         assert!((t.requests_per_sec - 78_512.3).abs() < 1e-6);
         assert_eq!(t.errors, 7);
+        assert_eq!(t.non_2xx, 4);
         assert!(parse_wrk("garbage").is_none());
     }
 

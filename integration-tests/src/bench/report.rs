@@ -487,6 +487,7 @@ mod tests {
                 requests: 1000,
                 requests_per_sec: rps,
                 errors: 0,
+                non_2xx: 0,
             },
             proxy_cpu_us_per_req: cpu,
             backend_cpu_us_per_req: 5.0,
