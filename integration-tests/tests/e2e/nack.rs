@@ -1,5 +1,6 @@
 //! The control plane's side of ACK/NACK: a rejected snapshot is recorded and
-//! never resent; an up-to-date Hello gets no resend. Both are proven by what
+//! never resent, not even to the same data plane reconnecting; an up-to-date
+//! Hello gets no resend. Both are proven by what
 //! the stream delivers *next*, not by waiting for silence.
 
 use std::time::Duration;
@@ -13,7 +14,7 @@ const NET: &str = "eth-nack";
 const BOUND: Duration = Duration::from_secs(15);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_nacked_snapshot_is_recorded_and_not_resent() {
+async fn a_nacked_snapshot_is_recorded_and_not_resent_after_a_reconnect() {
     init_test_logs();
     let a = MockEvmNode::start().await;
     let cp_dir = tempfile::tempdir().unwrap();
@@ -49,8 +50,30 @@ async fn a_nacked_snapshot_is_recorded_and_not_resent() {
     })
     .await;
 
-    // A change makes a newer version; the next message on the stream must
-    // be newer than the rejected one (a resend would arrive first).
+    // On one stream a version is never offered twice anyway: the parking
+    // shows when the same data plane comes back. It reconnects holding
+    // nothing, which would normally earn it the current version at once.
+    // (Waiting for the control plane to see it go and come back proves the
+    // new Hello was taken before the change below.)
+    let connected = |want: bool| {
+        let admin = admin.clone();
+        move || {
+            let mut admin = admin.clone();
+            async move {
+                list_data_planes(&mut admin)
+                    .await
+                    .iter()
+                    .any(|d| d.dataplane_id == "fake-eu-1" && d.connected == want)
+            }
+        }
+    };
+    drop(fake);
+    eventually("the stream end is noticed", SETTLE, connected(false)).await;
+    let mut fake = FakeDataPlane::connect(&control_plane_url(&cp), "fake-eu-1", "eu", None).await;
+    eventually("the reconnect is registered", SETTLE, connected(true)).await;
+
+    // A change makes a newer version; the next message on the new stream
+    // must be newer than the rejected one (a resend would arrive first).
     let b = MockEvmNode::start().await;
     admin
         .add_upstream(AddUpstreamRequest {
