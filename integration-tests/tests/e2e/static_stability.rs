@@ -3,6 +3,7 @@
 use meridian_integration_tests::harness::*;
 use meridian_integration_tests::mock_evm::MockEvmNode;
 use meridian_integration_tests::rpc::RpcClient;
+use meridian_proto::v1::UpstreamState;
 
 const NET: &str = "eth-static";
 
@@ -162,29 +163,41 @@ async fn a_control_plane_restart_does_not_interrupt_traffic() {
     // The restarted control plane has not probed anything yet; the healthy
     // upstream the data plane serves with must not be withdrawn meanwhile.
     let cp = restart_control_plane(&control_toml_on(grpc, cp_dir.path(), &networks)).await;
+    let mut admin = admin_client(&cp).await;
     let mut failures = Vec::new();
-    let mut reads = 0;
-    while dp.snapshot_version() == before || reads < 50 {
+    let (mut reads, mut reads_at_new_version) = (0, 0);
+    // Read through the whole hand-over: until the data plane holds the new
+    // control plane's snapshot and has served reads with it, and the new
+    // control plane has proven `a` healthy by its own probes.
+    loop {
+        let version = dp.snapshot_version();
         let r = read_through(&client, &dp, NET).await;
         if r.status != 200 || r.handled_by() != Some("a") {
             failures.push(format!(
-                "read {reads} at version {}: HTTP {} by {:?}: {}",
-                dp.snapshot_version(),
+                "read {reads} at version {version}: HTTP {} by {:?}: {}",
                 r.status,
                 r.handled_by(),
                 r.text()
             ));
         }
         reads += 1;
+        if version != before {
+            reads_at_new_version += 1;
+        }
+        if reads >= 50
+            && reads_at_new_version >= 10
+            && upstream_state(&mut admin, NET, "a")
+                .await
+                .is_some_and(|(state, _)| state == UpstreamState::Healthy)
+        {
+            break;
+        }
         assert!(
-            reads < 2_000,
-            "the data plane never got the new control plane's snapshot"
+            reads < 3_000,
+            "no hand-over after {reads} reads ({reads_at_new_version} at a new version)"
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    // Keep reading until the restarted control plane has proven `a` healthy.
-    let mut admin = admin_client(&cp).await;
-    wait_healthy(&mut admin, NET, &["a"]).await;
     assert!(
         failures.is_empty(),
         "traffic was interrupted: {failures:#?}"
