@@ -130,12 +130,9 @@ async fn a_data_plane_restarted_without_control_plane_serves_its_persisted_snaps
     let ready = client.get(&dp_admin_url(&fresh, "/ready")).await.unwrap();
     assert_eq!(ready.status, 503, "no snapshot, not ready");
     let r = read_through(&client, &fresh, NET).await;
-    assert!(
-        r.status >= 400,
-        "nothing to route with: {} {}",
-        r.status,
-        r.text()
-    );
+    assert_eq!(r.status, 503, "nothing to route with: {}", r.text());
+    assert_eq!(r.header("x-rejected-by"), Some("unavailable"));
+    assert_eq!(r.json()["error"]["code"], -32002, "{}", r.text());
 
     fresh.shutdown().await;
     dp.shutdown().await;
