@@ -459,15 +459,26 @@ pub async fn metrics(dp: &DataPlane) -> String {
     String::from_utf8_lossy(&body).into_owned()
 }
 
-/// The value of the metric line starting with `prefix` (0 when absent).
+/// The value of the metric line starting with `prefix`; `None` when no
+/// line does.
+pub async fn metric_if_present(dp: &DataPlane, prefix: &str) -> Option<f64> {
+    let text = metrics(dp).await;
+    let line = text.lines().find(|l| l.starts_with(prefix))?;
+    let value = line.rsplit(' ').next()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|e| panic!("{line}: the value is no number: {e}")),
+    )
+}
+
+/// The value of the metric line starting with `prefix`. A series that is
+/// absent fails the test: a drifted name or label must not read as 0.
 pub async fn metric(dp: &DataPlane, prefix: &str) -> f64 {
-    metrics(dp)
-        .await
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    match metric_if_present(dp, prefix).await {
+        Some(v) => v,
+        None => panic!("no series {prefix} in\n{}", metrics(dp).await),
+    }
 }
 
 /// Polls `check` until it holds, failing after a generous bound.
