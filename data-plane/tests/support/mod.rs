@@ -481,6 +481,24 @@ pub async fn metric(dp: &DataPlane, prefix: &str) -> f64 {
     }
 }
 
+/// How long a test watches for copies that must never come (a negative
+/// needs a bound; copies are sent within milliseconds when they are).
+pub const STRAY_COPY_WAIT: Duration = Duration::from_millis(300);
+
+/// Checks that `check` holds at every poll for `bound`.
+pub async fn holds_for<F, Fut>(what: &str, bound: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
+    while tokio::time::Instant::now() < deadline {
+        assert!(check().await, "broken: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(check().await, "broken: {what}");
+}
+
 /// Polls `check` until it holds, failing after a generous bound.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
