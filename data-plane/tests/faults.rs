@@ -178,7 +178,10 @@ async fn writes_are_never_sent_twice_by_a_retry() {
     let (dp, _dir, a, b) = pair(policy()).await;
     for (fault, status) in [
         (Fault::Status(500), StatusCode::BAD_GATEWAY),
+        (Fault::Status(503), StatusCode::BAD_GATEWAY),
         (Fault::Status(429), StatusCode::BAD_GATEWAY),
+        (Fault::Status(403), StatusCode::BAD_GATEWAY),
+        (Fault::Html, StatusCode::BAD_GATEWAY),
         (Fault::ResetMidBody, StatusCode::BAD_GATEWAY),
         (Fault::Truncated, StatusCode::BAD_GATEWAY),
         (Fault::WrongId, StatusCode::BAD_GATEWAY),
@@ -193,6 +196,12 @@ async fn writes_are_never_sent_twice_by_a_retry() {
             (ha + 1, hb),
             "{fault:?}: the write was sent twice"
         );
+        holds_for(
+            &format!("{fault:?}: no late copy of the write"),
+            STRAY_COPY_WAIT,
+            || async { (a.hits(), b.hits()) == (ha + 1, hb) },
+        )
+        .await;
     }
     // Inside a batch too: the reads are retried, the write is not.
     a.script([Fault::Status(500), Fault::Status(500)]);
