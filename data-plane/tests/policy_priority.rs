@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use http::StatusCode;
 use meridian_common::proto::{self, Role};
 use support::*;
@@ -306,10 +308,23 @@ async fn a_request_waits_in_the_queue_at_most_max_queue_wait_ms() {
     let d = dp.clone();
     let held = tokio::spawn(async move { rpc(&d, "eth_call").await });
     eventually("the slot to be taken", || async { a.held() == 1 }).await;
+    let queued_at = std::time::Instant::now();
     let r = rpc(&dp, "eth_call").await;
+    let waited = queued_at.elapsed();
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
     assert_eq!(r.header("x-rejected-by"), "queue");
     assert!(r.body.contains("no free slot within"), "{}", r.body);
+    // It did wait for a slot (not refused at once), and gave up at the
+    // queue's bound: the slot is held until after the answer, and the
+    // request's own deadline is a minute away, so nothing else ended it.
+    assert!(
+        waited >= Duration::from_millis(200),
+        "refused after {waited:?}, before max_queue_wait_ms"
+    );
+    assert!(
+        waited < Duration::from_secs(30),
+        "waited {waited:?}: the queue bound did not end the wait"
+    );
     a.release();
     assert_eq!(held.await.unwrap().status, StatusCode::OK);
 }
