@@ -111,29 +111,8 @@ fn install_into(cache: &Path) -> Result<PathBuf, GanacheError> {
     }
     fs::create_dir_all(cache).map_err(|e| io("creating", cache, &e))?;
     let lock = cache.join("install.lock");
-    let start = Instant::now();
-    loop {
-        match OpenOptions::new().write(true).create_new(true).open(&lock) {
-            Ok(_) => break,
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                // Someone else is installing: wait for their result.
-                if cli.is_file() {
-                    return Ok(cli);
-                }
-                if is_stale(&lock) {
-                    let _ = fs::remove_file(&lock);
-                    continue;
-                }
-                if start.elapsed() > INSTALL_TIMEOUT {
-                    return Err(GanacheError::Install {
-                        dir: install,
-                        detail: format!("waited {INSTALL_TIMEOUT:?} for {}", lock.display()),
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            Err(e) => return Err(io("creating", &lock, &e)),
-        }
+    if take_lock(&lock, &install, || cli.is_file(), INSTALL_TIMEOUT)? == Lock::Done {
+        return Ok(cli);
     }
     let result = if cli.is_file() {
         Ok(cli.clone())
@@ -142,6 +121,51 @@ fn install_into(cache: &Path) -> Result<PathBuf, GanacheError> {
     };
     let _ = fs::remove_file(&lock);
     result
+}
+
+/// What [`take_lock`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Lock {
+    /// The lock file is ours: install, then remove it.
+    Taken,
+    /// Another process finished the install while we waited.
+    Done,
+}
+
+/// Takes the install lock at `lock` (creating it), waiting while another
+/// process holds it, until `done` says that one finished or `timeout`
+/// passes. A lock older than [`STALE_LOCK`] was left by a process that
+/// died mid-install: it is removed and taken.
+fn take_lock(
+    lock: &Path,
+    install: &Path,
+    done: impl Fn() -> bool,
+    timeout: Duration,
+) -> Result<Lock, GanacheError> {
+    let start = Instant::now();
+    loop {
+        match OpenOptions::new().write(true).create_new(true).open(lock) {
+            Ok(_) => return Ok(Lock::Taken),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                // Someone else is installing: wait for their result.
+                if done() {
+                    return Ok(Lock::Done);
+                }
+                if is_stale(lock) {
+                    let _ = fs::remove_file(lock);
+                    continue;
+                }
+                if start.elapsed() > timeout {
+                    return Err(GanacheError::Install {
+                        dir: install.to_path_buf(),
+                        detail: format!("waited {timeout:?} for {}", lock.display()),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(e) => return Err(io("creating", lock, &e)),
+        }
+    }
 }
 
 fn is_stale(lock: &Path) -> bool {
@@ -306,13 +330,40 @@ mod tests {
         );
     }
 
+    /// Sets the modification time of `path` to `age` ago.
+    fn age(path: &Path, age: Duration) {
+        let when = SystemTime::now() - age;
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+
     #[test]
-    fn a_stale_lock_is_recognised() {
+    fn a_stale_lock_is_taken_over_and_a_live_one_is_waited_for() {
         let dir = tempfile::tempdir().unwrap();
         let lock = dir.path().join("install.lock");
-        fs::write(&lock, b"").unwrap();
-        assert!(!is_stale(&lock));
         assert!(!is_stale(&dir.path().join("missing")));
+
+        // A process died mid-install long ago: its lock is taken over.
+        fs::write(&lock, b"").unwrap();
+        age(&lock, STALE_LOCK + Duration::from_secs(60));
+        assert!(is_stale(&lock));
+        let taken = take_lock(&lock, dir.path(), || false, Duration::from_secs(5)).unwrap();
+        assert_eq!(taken, Lock::Taken);
+        assert!(!is_stale(&lock), "the lock is ours now, and fresh");
+
+        // A live holder (a fresh lock) is waited for: until it finishes,
+        // or until the wait runs out.
+        assert_eq!(
+            take_lock(&lock, dir.path(), || true, Duration::from_secs(5)).unwrap(),
+            Lock::Done
+        );
+        let e = take_lock(&lock, dir.path(), || false, Duration::from_millis(300)).unwrap_err();
+        assert!(e.to_string().contains("install.lock"), "{e}");
+        assert!(lock.exists(), "a live lock is never removed");
     }
 
     #[tokio::test]
