@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use meridian_common::telemetry;
-use meridian_control_plane::ctl::{Cli, run};
+use meridian_control_plane::ctl::{Cli, error_text, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("meridianctl: {e}");
+            eprint!("{}", error_text(&cli, &e));
             ExitCode::FAILURE
         }
     }

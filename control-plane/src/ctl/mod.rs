@@ -2,7 +2,8 @@
 //!
 //! [`run`] returns the text to print, so tests drive the whole command line
 //! against a real control plane without capturing stdout. Tables are the
-//! default for people; `--json` is stable for scripts.
+//! default for people; `--json` is stable for scripts, errors included
+//! ([`error_text`]; the shapes are pinned by `tests/meridianctl_json.rs`).
 
 mod render;
 
@@ -133,6 +134,11 @@ async fn connect(url: &str) -> Result<AdminServiceClient<Channel>, CtlError> {
 fn role_to_wire(name: &str) -> Result<i32, CtlError> {
     let role: Role = name.parse().map_err(CtlError::Usage)?;
     Ok(encode_role(role).into())
+}
+
+/// What to print on stderr when [`run`] failed (JSON with `--json`).
+pub fn error_text(cli: &Cli, e: &CtlError) -> String {
+    render::error(cli.json, e)
 }
 
 /// Runs one command; returns what to print.

@@ -45,6 +45,30 @@ pub fn done(json: bool, message: &str) -> String {
     }
 }
 
+/// A failed command: the text for stderr. With `--json`, one object
+/// `{"ok": false, "error": {"kind", "code", "message"}}`, where `kind` is
+/// `address`, `connect`, `rpc` or `usage` and `code` the gRPC status code's
+/// name for `rpc` (null otherwise).
+pub fn error(json: bool, e: &super::CtlError) -> String {
+    if !json {
+        return format!("meridianctl: {e}\n");
+    }
+    let (kind, code, message) = match e {
+        super::CtlError::Address { .. } => ("address", None, e.to_string()),
+        super::CtlError::Connect { .. } => ("connect", None, e.to_string()),
+        super::CtlError::Rpc(status) => (
+            "rpc",
+            Some(format!("{:?}", status.code())),
+            status.message().to_owned(),
+        ),
+        super::CtlError::Usage(message) => ("usage", None, message.clone()),
+    };
+    pretty(&json!({
+        "ok": false,
+        "error": { "kind": kind, "code": code, "message": message },
+    }))
+}
+
 fn state_name(v: i32) -> &'static str {
     match proto::UpstreamState::try_from(v) {
         Ok(proto::UpstreamState::Healthy) => "healthy",
