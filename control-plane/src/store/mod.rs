@@ -21,6 +21,9 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
     #[error("store is closed")]
     Closed,
+    /// Closing did not give the file lock back.
+    #[error("store: releasing the file lock: {0}")]
+    Release(String),
 }
 
 /// What the control plane remembers about one data plane.

@@ -7,10 +7,16 @@
 //!
 //! The handles live behind a lock with an `Option`, so [`Store::close`]
 //! really drops every `sled::Db`/`sled::Tree` clone, releasing the file lock
-//! even if some task still holds an `Arc` to this store.
+//! even if some task still holds an `Arc` to this store. Dropping them is
+//! not yet the release: sled's own I/O threads let go of the file a moment
+//! later (a reopen at once failed now and then with "could not acquire
+//! lock" on a loaded machine), so `close` returns only once the lock (an
+//! `flock` on `<dir>/db`) can be taken, and a new store in the same process
+//! can open at once.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use meridian_common::snapshot::{Role, Version};
 use serde::{Deserialize, Serialize};
@@ -33,6 +39,41 @@ struct Open {
 /// The sled-backed store.
 pub struct SledStore {
     open: RwLock<Option<Open>>,
+    /// The file sled locks while the store is open.
+    lock_file: PathBuf,
+}
+
+/// Longest wait in [`Store::close`] for sled to let go of its file lock.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until nobody holds the `flock` on `file` (sled's lock), or
+/// [`RELEASE_TIMEOUT`] passed.
+fn wait_released(file: &Path) -> Result<(), StoreError> {
+    let started = Instant::now();
+    loop {
+        let probe = match std::fs::File::open(file) {
+            Ok(f) => f,
+            // No file, no lock to wait for.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError::Release(e.to_string())),
+        };
+        match probe.try_lock() {
+            // Dropping `probe` releases our own lock at once.
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < RELEASE_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Release(format!(
+                    "{} still locked {RELEASE_TIMEOUT:?} after close",
+                    file.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Release(e.to_string()));
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for SledStore {
@@ -99,6 +140,7 @@ impl SledStore {
         };
         Ok(SledStore {
             open: RwLock::new(Some(open)),
+            lock_file: dir.join("db"),
         })
     }
 
@@ -264,9 +306,10 @@ impl Store for SledStore {
         let taken = self.open.write().unwrap_or_else(|p| p.into_inner()).take();
         match taken {
             Some(open) => {
-                let result = open.db.flush().map(|_| ()).map_err(StoreError::from);
+                let flushed = open.db.flush().map(|_| ()).map_err(StoreError::from);
                 drop(open);
-                result
+                let released = wait_released(&self.lock_file);
+                flushed.and(released)
             }
             None => Ok(()),
         }
@@ -284,6 +327,18 @@ mod tests {
             region: "eu".into(),
             weight: 2,
             roles: vec![Role::Read, Role::Archive],
+        }
+    }
+
+    #[test]
+    fn a_closed_store_can_be_opened_again_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..200 {
+            let store = SledStore::open(dir.path())
+                .unwrap_or_else(|e| panic!("open {round} after close: {e}"));
+            store.add_upstream("eth", &spec("x")).unwrap();
+            store.close().unwrap();
+            assert!(matches!(store.next_epoch(), Err(StoreError::Closed)));
         }
     }
 
