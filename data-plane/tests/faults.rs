@@ -153,16 +153,24 @@ async fn a_slow_read_is_hedged_and_the_first_answer_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hedge_delay_can_follow_the_observed_p95() {
     // hedge_after_ms is huge: only the p95 of `a` (a few ms) can hedge.
-    let (dp, _dir, a, _b) = pair(proto::NetworkPolicy {
+    let (dp, _dir, a, b) = pair(proto::NetworkPolicy {
         hedge_after_ms: 600_000,
         hedge_from_p95: true,
         request_timeout_ms: 600_000,
         ..policy()
     })
     .await;
+    // While `a` builds its p95, one call in twenty is slower than it by
+    // definition and may be hedged: `b` is made too slow to win those.
+    b.set(Fault::Slow(Duration::from_secs(300)));
     for _ in 0..30 {
         assert_eq!(rpc(&dp, "eth_call").await.header("x-handled-by"), "a");
     }
+    assert_eq!(
+        metric(&dp, "meridian_hedges_won_total{network=\"eth\"}").await,
+        0.0
+    );
+    b.set(Fault::None);
     a.set(Fault::Slow(Duration::from_secs(300)));
     let r = rpc(&dp, "eth_call").await;
     assert_eq!(r.header("x-handled-by"), "b", "{}", r.body);
