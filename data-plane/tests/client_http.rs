@@ -44,8 +44,10 @@ async fn setup_with(policy: proto::NetworkPolicy) -> (DataPlane, tempfile::TempD
     (dp, dir, node)
 }
 
+/// A call whose id is also its only param, so the node (which sees
+/// Meridian's ids) can tell the calls apart.
 fn call(id: u32) -> String {
-    format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"eth_blockNumber","params":[]}}"#)
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"eth_blockNumber","params":[{id}]}}"#)
 }
 
 fn post(path: &str, body: &str, extra: &str) -> String {
@@ -216,7 +218,7 @@ fn assert_answers(reply: &RawReply, id: u32) {
 fn assert_node_saw(node: &Node, ids: &[u32]) {
     let want: Vec<String> = ids
         .iter()
-        .map(|id| format!("eth_blockNumber:{id}"))
+        .map(|id| format!("eth_blockNumber:0:[{id}]"))
         .collect();
     assert_eq!(node.calls(), want);
 }

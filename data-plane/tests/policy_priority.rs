@@ -61,7 +61,8 @@ async fn denied_methods_never_reach_an_upstream() {
     assert_eq!(answers[1]["error"]["code"], -32601);
     assert_eq!(answers[1]["id"], 2);
     assert_eq!(answers[2]["result"], "a");
-    assert_eq!(a.calls(), ["eth_call:1", "net_version:3"]);
+    // Upstream, the two calls are a batch of their own with Meridian's ids.
+    assert_eq!(a.calls(), ["eth_call:0:-", "net_version:1:-"]);
     dp.shutdown().await;
 }
 
@@ -156,7 +157,8 @@ async fn fast_track_overtakes_a_queue_of_low_when_saturated() {
     let send = |id: &'static str, headers: &'static [(&'static str, &'static str)]| {
         let dp = dp.clone();
         tokio::spawn(async move {
-            let body = format!(r#"{{"jsonrpc":"2.0","id":"{id}","method":"eth_call"}}"#);
+            let body =
+                format!(r#"{{"jsonrpc":"2.0","id":"{id}","method":"eth_call","params":["{id}"]}}"#);
             post(&dp, "/eth", &body, headers).await
         })
     };
@@ -200,12 +202,12 @@ async fn fast_track_overtakes_a_queue_of_low_when_saturated() {
     assert_eq!(
         a.calls(),
         [
-            "eth_call:\"held\"",
-            "eth_call:\"fast\"",
-            "eth_call:\"high\"",
-            "eth_call:\"low-1\"",
-            "eth_call:\"low-2\"",
-            "eth_call:\"low-3\"",
+            "eth_call:0:[\"held\"]",
+            "eth_call:0:[\"fast\"]",
+            "eth_call:0:[\"high\"]",
+            "eth_call:0:[\"low-1\"]",
+            "eth_call:0:[\"low-2\"]",
+            "eth_call:0:[\"low-3\"]",
         ]
     );
     let waited = metrics(&dp).await;

@@ -4,10 +4,10 @@
 //! route travel together as one sub-batch, each write travels alone (so a
 //! write is never resent with a read, and may be broadcast), and calls
 //! Meridian answers itself (invalid elements, denied methods) travel
-//! nowhere. Answers are matched back by id ([`super::validate`]) and
-//! written out in the request's order with the client's own id bytes;
-//! notifications get no entry. A batch whose calls all share one route is
-//! forwarded as the client sent it, without copying.
+//! nowhere. Each job is written with Meridian's ids ([`super::outbound`]),
+//! its answers are matched back by those ([`super::validate`]) and written
+//! out in the request's order with the client's own id bytes;
+//! notifications get no entry.
 
 use bytes::Bytes;
 use meridian_common::jsonrpc;
@@ -42,20 +42,6 @@ pub fn plan(routes: &[Option<Route>]) -> Vec<Group> {
         }
     }
     groups
-}
-
-/// The body of a sub-batch of `raws` (each a call's own JSON text).
-pub fn sub_batch<'a>(raws: impl Iterator<Item = &'a str>) -> Bytes {
-    let mut out = Vec::with_capacity(256);
-    out.push(b'[');
-    for (i, raw) in raws.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(raw.as_bytes());
-    }
-    out.push(b']');
-    Bytes::from(out)
 }
 
 /// Which member of a JSON-RPC response carries the answer.
@@ -161,7 +147,6 @@ mod tests {
                 (Route::Write { broadcast: true }, vec![5]),
             ]
         );
-        assert_eq!(sub_batch(["{}", "[1]"].into_iter()), "[{},[1]]");
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! Phase: from a parsed request to its answer, call by call.
 //!
-//! A single call is checked against the method policy, routed and sent as
-//! the client's own body; its answer passes through unchanged when it
-//! carries the client's id bytes, otherwise it is rewritten with them. A
-//! batch is split ([`super::batch`]): invalid elements and denied methods
-//! are answered by Meridian, the rest travel in jobs (all at once), and the
-//! answers are put back in the request's order. Notifications get no
-//! answer: a request of only notifications ends in HTTP 204 with no body.
+//! A single call is checked against the method policy, routed and sent
+//! with Meridian's id ([`super::outbound`]); its answer is written out with
+//! the client's id bytes. A batch is split ([`super::batch`]): invalid
+//! elements and denied methods are answered by Meridian, the rest travel in
+//! jobs (all at once), and the answers are put back in the request's order.
+//! Notifications get no answer: a request of only notifications ends in
+//! HTTP 204 with no body.
 
 use std::time::Duration;
 
@@ -15,10 +15,11 @@ use futures_util::future::join_all;
 use http::{HeaderValue, StatusCode};
 use meridian_common::jsonrpc;
 
-use super::batch::{self, Outcome, plan, sub_batch};
+use super::batch::{self, Outcome, plan};
 use super::classify::{Route, route};
 use super::forward::{Ctx, Job, Validated};
 use super::hedge::{self, Report};
+use super::outbound;
 use super::parse::{Call, Element, Parsed};
 use super::policy;
 use super::reply::{Answer, ErrorReply};
@@ -37,12 +38,12 @@ pub struct Served {
     pub queue_wait: Duration,
 }
 
-/// Serves `parsed` (read from `body`); `archive_path` when it was posted
-/// to `/<network>/archive`.
-pub async fn serve(ctx: &Ctx, parsed: &Parsed<'_>, body: &Bytes, archive_path: bool) -> Served {
+/// Serves `parsed`; `archive_path` when it was posted to
+/// `/<network>/archive`.
+pub async fn serve(ctx: &Ctx, parsed: &Parsed<'_>, archive_path: bool) -> Served {
     match parsed {
-        Parsed::Single(call) => single(ctx, call, body, archive_path).await,
-        Parsed::Batch(elements) => batch(ctx, elements, body, archive_path).await,
+        Parsed::Single(call) => single(ctx, call, archive_path).await,
+        Parsed::Batch(elements) => batch(ctx, elements, archive_path).await,
     }
 }
 
@@ -53,7 +54,7 @@ async fn run(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Report) {
     }
 }
 
-async fn single(ctx: &Ctx, call: &Call<'_>, body: &Bytes, archive_path: bool) -> Served {
+async fn single(ctx: &Ctx, call: &Call<'_>, archive_path: bool) -> Served {
     let network = &ctx.network;
     if !policy::allows(&network.policy, &call.method) {
         let reply = if call.is_notification() {
@@ -71,11 +72,12 @@ async fn single(ctx: &Ctx, call: &Call<'_>, body: &Bytes, archive_path: bool) ->
             queue_wait: Duration::ZERO,
         };
     }
+    let (body, expected) = outbound::single(call);
     let job = Job {
         route: route(network, archive_path, call),
-        body: body.clone(),
+        body,
         batch: false,
-        ids: vec![call.id.map(ToOwned::to_owned)],
+        expected,
     };
     let (result, report) = run(ctx, &job).await;
     let reply = match result {
@@ -109,20 +111,14 @@ fn single_answer(call: &Call<'_>, answer: Validated, tries: u32) -> Answer {
     let (Some(id), Some(Some(member))) = (call.id, answer.members.first()) else {
         return no_content(answer.handled_by, tries, None);
     };
-    // The upstream's body already carries the client's id bytes: pass it on
-    // untouched. Otherwise (an upstream that re-formatted the id) rewrite.
-    let verbatim = answer.verbatim;
-    let (body, content_type) = if verbatim {
-        (answer.body, answer.content_type)
-    } else {
-        let mut out = Vec::with_capacity(answer.body.len() + id.get().len());
-        batch::write_response(&mut out, Some(id), &Outcome::Answer(member.clone()));
-        (Bytes::from(out), Some(APPLICATION_JSON))
-    };
+    // The upstream answered Meridian's id: write the answer anew around the
+    // client's id bytes.
+    let mut out = Vec::with_capacity(member.value.len() + id.get().len() + 40);
+    batch::write_response(&mut out, Some(id), &Outcome::Answer(member.clone()));
     Answer {
         status: answer.status,
-        content_type,
-        body,
+        content_type: Some(APPLICATION_JSON),
+        body: Bytes::from(out),
         handled_by: answer.handled_by,
         tries,
         rejected_by: None,
@@ -164,7 +160,7 @@ impl Refusals {
     }
 }
 
-async fn batch(ctx: &Ctx, elements: &[Element<'_>], body: &Bytes, archive_path: bool) -> Served {
+async fn batch(ctx: &Ctx, elements: &[Element<'_>], archive_path: bool) -> Served {
     let network = &ctx.network;
     let mut refusals = Refusals::default();
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(elements.len());
@@ -210,23 +206,16 @@ async fn batch(ctx: &Ctx, elements: &[Element<'_>], body: &Bytes, archive_path: 
         .into_iter()
         .map(|g| {
             let members = calls(&g.members);
-            let whole = g.members.len() == elements.len();
-            let (body, is_batch) = match members.as_slice() {
+            let ((body, expected), is_batch) = match members.as_slice() {
                 // One write travels as a plain call.
-                [one] if g.route.is_write() => (Bytes::copy_from_slice(one.raw.as_bytes()), false),
-                // Every element goes the same way: the client's body as is.
-                _ if whole => (body.clone(), true),
-                _ => (sub_batch(members.iter().map(|c| c.raw)), true),
+                [one] if g.route.is_write() => (outbound::single(one), false),
+                _ => (outbound::batch(&members), true),
             };
-            let ids = members
-                .iter()
-                .map(|c| c.id.map(ToOwned::to_owned))
-                .collect();
             let job = Job {
                 route: g.route,
                 body,
                 batch: is_batch,
-                ids,
+                expected,
             };
             (g.members, job)
         })
@@ -265,7 +254,7 @@ async fn batch(ctx: &Ctx, elements: &[Element<'_>], body: &Bytes, archive_path: 
             }
             Err(reply) => {
                 refusals.queue |= reply.rejected_by == Some("queue");
-                for (i, id) in members.iter().zip(&job.ids) {
+                for (i, id) in members.iter().zip(job.expected.ids()) {
                     if let (Some(slot), Some(_)) = (outcomes.get_mut(*i), id) {
                         *slot = Outcome::Error {
                             code: reply.code,

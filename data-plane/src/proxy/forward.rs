@@ -21,10 +21,10 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use meridian_common::jsonrpc;
 use meridian_common::snapshot::Role;
-use serde_json::value::RawValue;
 
 use super::batch::Member;
 use super::classify::Route;
+use super::outbound::Expected;
 use super::reply::ErrorReply;
 use super::validate::validate;
 use crate::balance::{Admission, Ejection, Priority, QueueError, TryKind, clock};
@@ -51,15 +51,16 @@ impl Ctx {
     }
 }
 
-/// What is sent upstream: one call, or a batch of calls of one route.
+/// What is sent upstream: one call, or a batch of calls of one route,
+/// written with Meridian's ids ([`super::outbound`]).
 #[derive(Debug, Clone)]
 pub struct Job {
     pub route: Route,
     pub body: Bytes,
     /// The body is a JSON array.
     pub batch: bool,
-    /// The ids of its calls in body order (`None`: a notification).
-    pub ids: Vec<Option<Box<RawValue>>>,
+    /// Which of its calls expect an answer.
+    pub expected: Expected,
 }
 
 /// Why one try failed.
@@ -111,12 +112,9 @@ impl From<ExchangeError> for TryError {
 #[derive(Debug)]
 pub struct Validated {
     pub status: StatusCode,
-    pub content_type: Option<HeaderValue>,
-    pub body: Bytes,
-    /// One per call of the job (`None` for notifications).
+    /// One per call of the job (`None` for notifications), each a slice of
+    /// the upstream's body.
     pub members: Vec<Option<Member>>,
-    /// A single answer carrying the asked id's exact text.
-    pub verbatim: bool,
     /// `x-handled-by` of the upstream that answered.
     pub handled_by: HeaderValue,
 }
@@ -342,13 +340,10 @@ async fn exchange(
     {
         return Err(TryError::Status(status));
     }
-    let checked = validate(&answer.body, job.batch, &job.ids).map_err(TryError::Invalid)?;
+    let members = validate(&answer.body, job.batch, &job.expected).map_err(TryError::Invalid)?;
     Ok(Validated {
         status,
-        content_type: answer.content_type,
-        body: answer.body,
-        members: checked.members,
-        verbatim: checked.verbatim,
+        members,
         handled_by: upstream.handled_by.clone(),
     })
 }

@@ -4,18 +4,21 @@
 //!
 //! For any input: parsing never panics; every refusal is -32700 or -32600
 //! (or the batch limit); for an accepted request, each call's raw text is
-//! valid JSON that parses to the same call, and splitting it into jobs,
-//! answering each call with its own id and reassembling gives exactly one
-//! answer per non-notification, in request order, with the client's id
-//! bytes, which the answer validator accepts.
+//! valid JSON that parses to the same call; what goes upstream parses to
+//! the same methods and params with Meridian's ids in place of the
+//! client's (notifications still without); and splitting it into jobs,
+//! answering each call with Meridian's id and reassembling gives exactly
+//! one answer per non-notification, in request order, with the client's
+//! id bytes.
 
 use bytes::Bytes;
 use meridian_common::jsonrpc;
 use serde_json::value::RawValue;
 
-use super::batch::{Member, MemberKind, Outcome, plan, reassemble, sub_batch, write_response};
+use super::batch::{Member, MemberKind, Outcome, plan, reassemble, write_response};
 use super::classify::Route;
-use super::parse::{Element, Parsed, parse};
+use super::outbound::{self, Expected};
+use super::parse::{Call, Element, Parsed, parse};
 use super::validate::validate;
 
 /// Largest batch the fuzz target accepts (the default policy's).
@@ -46,7 +49,7 @@ pub fn check_request(data: &[u8]) {
                 parse(call.raw.as_bytes(), MAX_BATCH).is_ok(),
                 "raw text reparses"
             );
-            return check_single(call.id, call.raw);
+            return check_single(call);
         }
         Parsed::Batch(elements) => elements.iter().collect(),
     };
@@ -83,30 +86,16 @@ pub fn check_request(data: &[u8]) {
             .filter_map(|i| elements[*i].call())
             .collect();
         assert_eq!(calls.len(), group.members.len(), "groups hold calls only");
-        let body = sub_batch(calls.iter().map(|c| c.raw));
+        let (body, expected) = outbound::batch(&calls);
         let reparsed =
             parse(&body, MAX_BATCH).unwrap_or_else(|e| panic!("sub-batch: {}", e.message));
-        assert_eq!(reparsed.len(), calls.len());
-        // An upstream that answers every call with its own id, reversed.
-        let ids: Vec<Option<&RawValue>> = calls.iter().map(|c| c.id).collect();
-        let mut answer = Vec::new();
-        answer.push(b'[');
-        let mut first = true;
-        for id in ids.iter().rev().flatten() {
-            if !first {
-                answer.push(b',');
-            }
-            first = false;
-            let result = Outcome::Answer(Member {
-                kind: MemberKind::Result,
-                value: Bytes::copy_from_slice(id.get().as_bytes()),
-            });
-            write_response(&mut answer, Some(id), &result);
+        let resent: Vec<&Call<'_>> = reparsed.calls().collect();
+        assert_eq!(resent.len(), calls.len());
+        for ((sent, asked), id) in resent.iter().zip(&calls).zip(expected.ids()) {
+            assert_same_call(sent, asked, id);
         }
-        answer.push(b']');
-        let members = validate(&Bytes::from(answer), true, &ids)
-            .unwrap_or_else(|e| panic!("own answer refused: {e}"))
-            .members;
+        let members = validate(&node_answer(&expected, true), true, &expected)
+            .unwrap_or_else(|e| panic!("own answer refused: {e}"));
         for (i, member) in group.members.iter().zip(members) {
             assert!(!covered[*i], "element {i} in two groups");
             covered[*i] = true;
@@ -159,18 +148,62 @@ pub fn check_request(data: &[u8]) {
     }
 }
 
-fn check_single(id: Option<&RawValue>, raw: &str) {
-    let Some(id) = id else { return };
-    let mut answer = Vec::new();
-    let result = Outcome::Answer(Member {
-        kind: MemberKind::Result,
-        value: Bytes::from_static(b"true"),
-    });
-    write_response(&mut answer, Some(id), &result);
-    let members = validate(&Bytes::from(answer), false, &[Some(id)])
-        .unwrap_or_else(|e| panic!("own answer to {raw} refused: {e}"))
-        .members;
+fn check_single(call: &Call<'_>) {
+    let (body, expected) = outbound::single(call);
+    let reparsed = parse(&body, MAX_BATCH)
+        .unwrap_or_else(|e| panic!("{} resent as {body:?}: {}", call.raw, e.message));
+    let Parsed::Single(sent) = &reparsed else {
+        panic!("a single call resent as a batch")
+    };
+    assert_same_call(sent, call, expected.ids().next().flatten());
+    if call.is_notification() {
+        return;
+    }
+    let members = validate(&node_answer(&expected, false), false, &expected)
+        .unwrap_or_else(|e| panic!("own answer to {} refused: {e}", call.raw));
     assert_eq!(members.len(), 1);
+    assert!(members[0].is_some());
+}
+
+/// `sent` (what went upstream) is `asked` with Meridian's `id` (`None`: a
+/// notification) in place of the client's.
+fn assert_same_call(sent: &Call<'_>, asked: &Call<'_>, id: Option<usize>) {
+    assert_eq!(sent.method, asked.method, "the method travels");
+    assert_eq!(
+        sent.params.map(RawValue::get),
+        asked.params.map(RawValue::get),
+        "the params travel as written"
+    );
+    assert_eq!(sent.is_notification(), asked.is_notification());
+    assert_eq!(
+        sent.id.map(RawValue::get),
+        id.map(|i| i.to_string()).as_deref()
+    );
+}
+
+/// What an upstream answers to a request of `expected`: every call that
+/// expects an answer, by Meridian's id, in reverse order.
+fn node_answer(expected: &Expected, batch: bool) -> Bytes {
+    let mut answer = Vec::new();
+    let ids: Vec<usize> = expected.ids().flatten().collect();
+    if batch {
+        answer.push(b'[');
+    }
+    for (n, id) in ids.iter().rev().enumerate() {
+        if n > 0 {
+            answer.push(b',');
+        }
+        let raw = RawValue::from_string(id.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        let result = Outcome::Answer(Member {
+            kind: MemberKind::Result,
+            value: Bytes::from(id.to_string()),
+        });
+        write_response(&mut answer, Some(&raw), &result);
+    }
+    if batch {
+        answer.push(b']');
+    }
+    Bytes::from(answer)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! request_id, priority → network (route, /archive, POST only) → limits (body size)
 //!   → parse (single, batch, notifications) → dispatch: per call policy (deny/allow)
 //!   → classify (read/archive/write) → batch (split into jobs)
+//!   → outbound (each job's body, with Meridian's own ids)
 //!   → hedge (reads: retry, backup try) | write (no blind retry, broadcast)
 //!   → forward (select, eject, queue, one try, validate) → batch (reassemble)
 //!   → respond (headers) → access_log, metrics
@@ -26,6 +27,7 @@ pub mod headers;
 pub mod hedge;
 pub mod limits;
 pub mod network;
+pub mod outbound;
 pub mod parse;
 pub mod pipeline;
 pub mod policy;
@@ -33,6 +35,5 @@ pub mod reply;
 pub mod request_id;
 pub mod respond;
 pub mod retry;
-
 pub mod validate;
 pub mod write;

@@ -1,11 +1,12 @@
 //! Phase: reading the JSON-RPC request, only as far as routing needs.
 //!
 //! What routing needs is each call's method (to classify it, check the
-//! method policy and count it), its id (to echo), its params (only to find
-//! the block a read names), and its own JSON text (to forward it alone when
-//! a batch is split). Strings are borrowed from the body where they have no
-//! escapes, ids and params are kept as raw JSON text, so ids come back byte
-//! for byte. A single call's body is forwarded unchanged.
+//! method policy and count it, and as raw text to send it on), its id (to
+//! echo), and its params (to find the block a read names, and to send them
+//! on). Strings are borrowed from the body where they have no escapes, ids
+//! and params are kept as raw JSON text, so ids come back byte for byte.
+//! What goes upstream is written anew with Meridian's own ids
+//! ([`super::outbound`]).
 //!
 //! Refusals of the whole request (all with `x-rejected-by: json`, none
 //! reaches an upstream):
@@ -41,6 +42,9 @@ use super::reply::ErrorReply;
 #[derive(Debug)]
 pub struct Call<'a> {
     pub method: Cow<'a, str>,
+    /// Raw JSON of the method string, as the client wrote it (escapes
+    /// kept): what goes upstream ([`super::outbound`]).
+    pub method_json: &'a RawValue,
     /// Raw JSON of the id; `None` for a notification (no `id` member).
     /// `"id": null` is `Some("null")`, not a notification.
     pub id: Option<&'a RawValue>,
@@ -235,10 +239,11 @@ fn checked<'a>(wire: WireCall<'a>, text: &'a str) -> Result<Call<'a>, NotACall<'
         Some(_) => return Err(fail("\"jsonrpc\" must be \"2.0\"")),
         None => return Err(fail("missing \"jsonrpc\": \"2.0\"")),
     }
-    let method = match wire.method.map(string) {
-        Some(Ok(method)) => method,
-        Some(Err(_)) => return Err(fail("\"method\" must be a string")),
-        None => return Err(fail("missing \"method\"")),
+    let Some(method_json) = wire.method else {
+        return Err(fail("missing \"method\""));
+    };
+    let Ok(method) = string(method_json) else {
+        return Err(fail("\"method\" must be a string"));
     };
     if let Some(params) = wire.params
         && !matches!(params.get().as_bytes().first(), Some(b'[' | b'{' | b'n'))
@@ -247,6 +252,7 @@ fn checked<'a>(wire: WireCall<'a>, text: &'a str) -> Result<Call<'a>, NotACall<'
     }
     Ok(Call {
         method,
+        method_json,
         id,
         params: wire.params,
         raw: text,

@@ -133,7 +133,7 @@ async fn serve_network<B: RequestBody>(
         reply,
         hedged,
         queue_wait,
-    } = dispatch::serve(ctx, &parsed, &body, archive).await;
+    } = dispatch::serve(ctx, &parsed, archive).await;
     log.hedged = hedged;
     log.queue_wait = queue_wait;
     let response = match reply {

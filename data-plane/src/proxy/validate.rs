@@ -1,25 +1,28 @@
 //! Phase: is an upstream's answer a JSON-RPC answer to what was asked?
 //!
 //! An answer that is not (an HTML error page, a truncated body, an answer
-//! to another id, a batch answer with calls missing or unasked) is a failure
-//! of that upstream: it is retried like a 5xx for reads and never passed to
-//! the client. What passes is split into one [`Member`] per call, each a
-//! slice of the upstream's body.
+//! to another id, a batch answer with calls missing, repeated or unasked)
+//! is a failure of that upstream: it is retried like a 5xx for reads and
+//! never passed to the client. What passes is split into one [`Member`]
+//! per call, each a slice of the upstream's body.
 //!
-//! A response object must carry the asked id (compared as raw text, or as
-//! JSON values when the upstream re-formatted it: `1.0` vs `1`), exactly
-//! one of `result` and `error` (an object), and `"jsonrpc": "2.0"` when it
+//! Upstream ids are Meridian's ([`super::outbound`]): call `i` of the
+//! request has id `i`, so an answer's id names its call's position. The id
+//! is read as a number, so a node that re-formats numbers (`1.0`, `1e0`) is
+//! still understood; anything else (a string, a negative or fractional
+//! number, a position past the request or of a notification) is an answer
+//! to something not asked. A response object must also carry exactly one
+//! of `result` and `error` (an object), and `"jsonrpc": "2.0"` when it
 //! carries `jsonrpc` at all (some nodes leave it out). Notifications expect
 //! nothing; an upstream's answer to a request of only notifications is not
 //! read.
-
-use std::ops::Deref;
 
 use bytes::Bytes;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::batch::{Member, MemberKind};
+use super::outbound::Expected;
 
 #[derive(Deserialize)]
 struct WireAnswer<'a> {
@@ -37,69 +40,68 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
     <&RawValue>::deserialize(d).map(Some)
 }
 
-/// What a valid answer holds.
-#[derive(Debug)]
-pub struct Validation {
-    /// One per call (`None` for notifications).
-    pub members: Vec<Option<Member>>,
-    /// A single answer whose id has the asked id's exact text: the body
-    /// can be passed to the client as it is.
-    pub verbatim: bool,
-}
-
-/// Checks `body`, sent for calls with `ids` (`None`: a notification) as a
-/// batch or as one call, and returns each call's member (`None` for
-/// notifications). The ids may be borrowed or owned (`&RawValue`,
-/// `Box<RawValue>`), so callers pass what they hold without collecting.
-pub fn validate<Id>(body: &Bytes, batch: bool, ids: &[Option<Id>]) -> Result<Validation, String>
-where
-    Id: Deref<Target = RawValue>,
-{
-    if ids.iter().all(Option::is_none) {
-        return Ok(Validation {
-            members: vec![None; ids.len()],
-            verbatim: false,
-        });
+/// Checks `body`, the answer to a request (a batch or one call) whose
+/// calls are `expected`, and returns each call's member in request order
+/// (`None` for notifications).
+pub fn validate(
+    body: &Bytes,
+    batch: bool,
+    expected: &Expected,
+) -> Result<Vec<Option<Member>>, String> {
+    let mut members: Vec<Option<Member>> = vec![None; expected.calls()];
+    if expected.answers() == 0 {
+        return Ok(members);
     }
     let text = std::str::from_utf8(body).map_err(|_| "answer is not UTF-8".to_owned())?;
-    let mut members: Vec<Option<Member>> = vec![None; ids.len()];
     if !batch {
         let answer = object(text)?;
         let (id, member) = member(body, &answer)?;
-        let asked = ids.first().and_then(Option::as_deref);
-        if !asked.is_some_and(|asked| same_id(asked, id)) {
+        if position(id) != Some(0) {
             return Err(format!(
                 "answer is for id {}, not the one asked",
                 short(id.get())
             ));
         }
         members[0] = Some(member);
-        let verbatim = asked.is_some_and(|asked| asked.get() == id.get());
-        return Ok(Validation { members, verbatim });
+        return Ok(members);
     }
     let elements: Vec<&RawValue> = serde_json::from_str(text)
         .map_err(|e| format!("answer to a batch is not a JSON array: {e}"))?;
     for element in elements {
         let answer = object(element.get())?;
         let (id, member) = member(body, &answer)?;
-        let slot = ids
-            .iter()
-            .zip(members.iter())
-            .position(|(asked, m)| m.is_none() && asked.as_deref().is_some_and(|a| same_id(a, id)))
+        let slot = position(id)
+            .filter(|i| expected.expects(*i))
+            .and_then(|i| members.get_mut(i))
             .ok_or_else(|| format!("answer for id {} that was not asked", short(id.get())))?;
-        members[slot] = Some(member);
+        if slot.is_some() {
+            return Err(format!("two answers for id {}", short(id.get())));
+        }
+        *slot = Some(member);
     }
-    if let Some(missing) = ids
-        .iter()
-        .zip(members.iter())
-        .find_map(|(asked, m)| if m.is_none() { asked.as_deref() } else { None })
+    if let Some(missing) = expected
+        .ids()
+        .zip(&members)
+        .find_map(|(id, m)| id.filter(|_| m.is_none()))
     {
-        return Err(format!("no answer for id {}", short(missing.get())));
+        return Err(format!("no answer for id {missing}"));
     }
-    Ok(Validation {
-        members,
-        verbatim: false,
-    })
+    Ok(members)
+}
+
+/// The call position a Meridian id names: a non-negative integer, however
+/// the node wrote the number.
+fn position(id: &RawValue) -> Option<usize> {
+    let text = id.get();
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().ok();
+    }
+    if !text.starts_with(|c: char| c.is_ascii_digit()) {
+        return None; // a string, null, a negative number
+    }
+    let n: f64 = serde_json::from_str(text).ok()?;
+    // Ids are below the batch limit, far inside f64's exact integers.
+    (n.fract() == 0.0 && n < 4_294_967_296.0).then_some(n as usize)
 }
 
 fn object(text: &str) -> Result<WireAnswer<'_>, String> {
@@ -124,23 +126,6 @@ fn member<'a>(body: &Bytes, a: &WireAnswer<'a>) -> Result<(&'a RawValue, Member)
     Ok((id, Member { kind, value }))
 }
 
-/// Same JSON-RPC id: same text, or equal JSON values (numbers compared
-/// by value, so `7.0` answers `7`).
-pub fn same_id(a: &RawValue, b: &RawValue) -> bool {
-    use serde_json::Value;
-    if a.get() == b.get() {
-        return true;
-    }
-    match (
-        serde_json::from_str::<Value>(a.get()),
-        serde_json::from_str::<Value>(b.get()),
-    ) {
-        (Ok(Value::Number(x)), Ok(Value::Number(y))) => x.as_f64() == y.as_f64(),
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
-}
-
 fn short(s: &str) -> String {
     s.chars().take(64).collect()
 }
@@ -148,16 +133,31 @@ fn short(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::outbound;
+    use crate::proxy::parse::{Call, parse};
 
-    fn id(s: &str) -> Box<RawValue> {
-        RawValue::from_string(s.into()).unwrap()
+    /// The `expected` of a request of `calls` calls; those in `notes` are
+    /// notifications.
+    fn expected(calls: usize, notes: &[usize]) -> Expected {
+        let body: Vec<String> = (0..calls)
+            .map(|i| {
+                if notes.contains(&i) {
+                    r#"{"jsonrpc":"2.0","method":"n"}"#.to_owned()
+                } else {
+                    format!(r#"{{"jsonrpc":"2.0","method":"m","id":"client-{i}"}}"#)
+                }
+            })
+            .collect();
+        let body = format!("[{}]", body.join(","));
+        let parsed = parse(body.as_bytes(), 100).unwrap();
+        let calls: Vec<&Call<'_>> = parsed.calls().collect();
+        outbound::batch(&calls).1
     }
 
-    fn check(body: &str, batch: bool, ids: &[Option<&str>]) -> Result<Vec<Option<String>>, String> {
-        let owned: Vec<Option<Box<RawValue>>> = ids.iter().map(|i| i.map(id)).collect();
+    fn check(body: &str, batch: bool, expected: &Expected) -> Result<Vec<Option<String>>, String> {
         let body = Bytes::copy_from_slice(body.as_bytes());
-        validate(&body, batch, &owned).map(|v| {
-            v.members
+        validate(&body, batch, expected).map(|members| {
+            members
                 .into_iter()
                 .map(|m| m.map(|m| String::from_utf8(m.value.to_vec()).unwrap()))
                 .collect()
@@ -166,106 +166,71 @@ mod tests {
 
     #[test]
     fn accepts_answers_to_what_was_asked() {
+        let one = expected(1, &[]);
         assert_eq!(
-            check(
-                r#"{"jsonrpc":"2.0","id":7,"result":"0x1"}"#,
-                false,
-                &[Some("7")]
-            ),
+            check(r#"{"jsonrpc":"2.0","id":0,"result":"0x1"}"#, false, &one),
             Ok(vec![Some(r#""0x1""#.into())])
         );
-        assert_eq!(
-            check(
-                r#"{"id":7.0,"error":{"code":1,"message":"x"}}"#,
-                false,
-                &[Some("7")]
-            ),
-            Ok(vec![Some(r#"{"code":1,"message":"x"}"#.into())])
-        );
-        assert_eq!(
-            check(
-                r#"{"jsonrpc":"2.0","id":null,"result":null}"#,
-                false,
-                &[Some("null")]
-            ),
-            Ok(vec![Some("null".into())])
-        );
+        // A node that re-formats numbers is still understood.
+        for id in ["0.0", "0e0", "0E+2", "0.000"] {
+            let body = format!(r#"{{"id":{id},"error":{{"code":1,"message":"x"}}}}"#);
+            assert_eq!(
+                check(&body, false, &one),
+                Ok(vec![Some(r#"{"code":1,"message":"x"}"#.into())]),
+                "{id}"
+            );
+        }
         // Batch answers in any order, notifications skipped.
         assert_eq!(
             check(
-                r#"[{"jsonrpc":"2.0","id":"b","result":2},{"jsonrpc":"2.0","id":"a","result":1}]"#,
+                r#"[{"jsonrpc":"2.0","id":2.0,"result":2},{"jsonrpc":"2.0","id":0,"result":1}]"#,
                 true,
-                &[Some(r#""a""#), None, Some(r#""b""#)]
+                &expected(3, &[1])
             ),
             Ok(vec![Some("1".into()), None, Some("2".into())])
         );
-        // Duplicate ids are matched in order.
-        assert_eq!(
-            check(
-                r#"[{"jsonrpc":"2.0","id":1,"result":"x"},{"jsonrpc":"2.0","id":1,"result":"y"}]"#,
-                true,
-                &[Some("1"), Some("1")]
-            ),
-            Ok(vec![Some(r#""x""#.into()), Some(r#""y""#.into())])
-        );
         // Nothing is read when nothing is expected.
-        assert_eq!(check("<html>", false, &[None]), Ok(vec![None]));
+        assert_eq!(check("<html>", false, &expected(1, &[0])), Ok(vec![None]));
     }
 
     #[test]
     fn refuses_everything_else() {
-        for (body, batch, ids) in [
+        let one = expected(1, &[]);
+        let two = expected(2, &[]);
+        for (body, batch, expected) in [
+            ("<html><body>502 Bad Gateway</body></html>", false, &one),
+            (r#"{"jsonrpc":"2.0","id":0,"res"#, false, &one),
+            (r#"{"jsonrpc":"2.0","id":1,"result":1}"#, false, &one),
+            (r#"{"jsonrpc":"2.0","id":"0","result":1}"#, false, &one),
+            (r#"{"jsonrpc":"2.0","id":-0,"result":1}"#, false, &one),
+            (r#"{"jsonrpc":"2.0","id":0.5,"result":1}"#, false, &one),
+            (r#"{"jsonrpc":"2.0","id":null,"result":1}"#, false, &one),
+            (r#"{"jsonrpc":"2.0","result":1}"#, false, &one),
+            (r#"{"jsonrpc":"2.0","id":0}"#, false, &one),
             (
-                "<html><body>502 Bad Gateway</body></html>",
+                r#"{"jsonrpc":"2.0","id":0,"result":1,"error":{}}"#,
                 false,
-                vec![Some("1")],
+                &one,
             ),
-            (r#"{"jsonrpc":"2.0","id":1,"res"#, false, vec![Some("1")]),
+            (r#"{"jsonrpc":"2.0","id":0,"error":"boom"}"#, false, &one),
+            (r#"{"jsonrpc":"1.0","id":0,"result":1}"#, false, &one),
+            (r#"[{"jsonrpc":"2.0","id":0,"result":1}]"#, false, &one),
+            (r#"{"jsonrpc":"2.0","id":0,"result":1}"#, true, &one),
+            (r#"[{"jsonrpc":"2.0","id":0,"result":1}]"#, true, &two),
+            (r#"[{"jsonrpc":"2.0","id":2,"result":1}]"#, true, &one),
             (
-                r#"{"jsonrpc":"2.0","id":2,"result":1}"#,
-                false,
-                vec![Some("1")],
-            ),
-            (r#"{"jsonrpc":"2.0","result":1}"#, false, vec![Some("1")]),
-            (r#"{"jsonrpc":"2.0","id":1}"#, false, vec![Some("1")]),
-            (
-                r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#,
-                false,
-                vec![Some("1")],
-            ),
-            (
-                r#"{"jsonrpc":"2.0","id":1,"error":"boom"}"#,
-                false,
-                vec![Some("1")],
-            ),
-            (
-                r#"{"jsonrpc":"1.0","id":1,"result":1}"#,
-                false,
-                vec![Some("1")],
-            ),
-            (
-                r#"[{"jsonrpc":"2.0","id":1,"result":1}]"#,
-                false,
-                vec![Some("1")],
-            ),
-            (
-                r#"{"jsonrpc":"2.0","id":1,"result":1}"#,
+                r#"[{"jsonrpc":"2.0","id":0,"result":1},{"jsonrpc":"2.0","id":0,"result":1}]"#,
                 true,
-                vec![Some("1")],
+                &two,
             ),
             (
-                r#"[{"jsonrpc":"2.0","id":1,"result":1}]"#,
+                r#"[{"jsonrpc":"2.0","id":0,"result":1},{"jsonrpc":"2.0","id":1,"result":1}]"#,
                 true,
-                vec![Some("1"), Some("2")],
+                &expected(2, &[1]),
             ),
-            (
-                r#"[{"jsonrpc":"2.0","id":3,"result":1}]"#,
-                true,
-                vec![Some("1")],
-            ),
-            ("", false, vec![Some("1")]),
+            ("", false, &one),
         ] {
-            assert!(check(body, batch, &ids).is_err(), "{body} passed");
+            assert!(check(body, batch, expected).is_err(), "{body} passed");
         }
     }
 }

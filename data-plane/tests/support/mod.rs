@@ -161,6 +161,10 @@ pub enum Fault {
     Hold,
     /// A JSON-RPC error answer: the node already has the transaction.
     AlreadyKnown,
+    /// Good answers, but every id written back as a float (`0` → `0.0`),
+    /// the way nodes that read ids into a double do (ganache loses the
+    /// precision of big numbers this way).
+    LossyIds,
 }
 
 #[derive(Clone)]
@@ -168,7 +172,9 @@ pub struct Node {
     pub name: &'static str,
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
-    /// Every call that reached the node, in arrival order: `method:id`.
+    /// Every call that reached the node, in arrival order:
+    /// `method:id:params` as the node read them (`-` for an absent id or
+    /// params). Ids are Meridian's, so tests tell calls apart by params.
     calls: Arc<Mutex<Vec<String>>>,
     /// Applied to each request in turn; when empty, `default` applies.
     script: Arc<Mutex<VecDeque<Fault>>>,
@@ -254,11 +260,13 @@ impl Node {
         };
         {
             let mut log = self.calls.lock().unwrap();
+            let shown = |v: Option<&Value>| v.map_or_else(|| "-".to_owned(), Value::to_string);
             for c in &calls {
                 log.push(format!(
-                    "{}:{}",
+                    "{}:{}:{}",
                     c["method"].as_str().unwrap_or("?"),
-                    c["id"]
+                    shown(c.get("id")),
+                    shown(c.get("params"))
                 ));
             }
         }
@@ -295,11 +303,15 @@ impl Node {
                 _ => return Err(()),
             })
         };
+        let lossy = matches!(fault, Fault::LossyIds);
         let answer_of = |c: &Value| -> String {
             // Ids are echoed as the node parsed them (serde_json keeps big
             // numbers as f64 without arbitrary_precision, like many nodes):
             // Meridian must still give the client its own bytes.
-            let id = &c["id"];
+            let id = match c["id"].as_f64() {
+                Some(f) if lossy => format!("{f:?}"),
+                _ => c["id"].to_string(),
+            };
             match spec_result(c) {
                 Ok(result) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#),
                 Err(()) => format!(
@@ -322,7 +334,7 @@ impl Node {
             }
         };
         match fault {
-            Fault::None => text(200, good()),
+            Fault::None | Fault::LossyIds => text(200, good()),
             Fault::Slow(d) => {
                 tokio::time::sleep(d).await;
                 text(200, good())
