@@ -52,6 +52,38 @@ async fn a_data_plane_proxies_to_a_real_ganache_node() {
             .json()["result"],
         format!("0x{GANACHE_CHAIN_ID:x}")
     );
+
+    // Ids ganache cannot hold (it parses them as doubles), in one batch:
+    // Meridian sends its own small ids and puts the client's back byte for
+    // byte, so every element is answered.
+    let ids = ["12345678901234567890", r#""big \"quoted\" é""#, "-1.5"];
+    let batch = format!(
+        "[{}]",
+        ids.iter()
+            .map(|id| format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"eth_chainId","params":[]}}"#
+            ))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let proxied = client.post(network_url(&dp, NET), batch).await.unwrap();
+    let text = proxied.text();
+    let answers: Vec<&serde_json::value::RawValue> =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(answers.len(), ids.len(), "{text}");
+    let chain_id = format!(r#""0x{GANACHE_CHAIN_ID:x}""#);
+    for (answer, id) in answers.iter().zip(ids) {
+        let answer = answer.get();
+        assert!(
+            answer.contains(&format!(r#""id":{id}"#)),
+            "the client's id {id} comes back as written: {text}"
+        );
+        assert!(
+            answer.contains(&format!(r#""result":{chain_id}"#)),
+            "{id} is answered: {text}"
+        );
+    }
+
     let (state, _) = upstream_state(&mut admin, NET, "ganache").await.unwrap();
     assert_eq!(state, meridian_proto::v1::UpstreamState::Healthy);
 
