@@ -7,6 +7,7 @@
 //! - [`jsonrpc`]: JSON-RPC 2.0 error codes and error bodies.
 //! - [`error_chain`]: one-line rendering of an error and its sources.
 //! - [`config`]: TOML loading whose errors name the file, line and field.
+//! - [`settings`]: blocks of per-network settings, each field declared once.
 //! - [`telemetry`]: logs and OTLP trace export, set up the same way by every binary.
 //! - [`log_format`]: the text log line, formatted cheaply.
 //! - [`log_writer`]: stderr for log lines, written in blocks.
@@ -25,6 +26,7 @@ pub mod log_writer;
 pub mod metrics;
 pub mod node_client;
 pub mod serve;
+pub mod settings;
 pub mod snapshot;
 pub mod telemetry;
 pub mod time;

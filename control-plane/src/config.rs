@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use meridian_common::chain::ChainKind;
 use meridian_common::config::{ConfigError, load_toml, parse_toml};
+use meridian_common::settings::{Outer, with_flat_block};
 use meridian_common::snapshot::{NetworkPolicy, Role, valid_network_id, valid_upstream_id};
 use meridian_common::url::parse_node_url;
 use serde::Deserialize;
@@ -60,8 +61,13 @@ impl Default for ServerConfig {
 }
 
 /// `[[networks]]`: one blockchain network, served under `/<id>`.
+///
+/// Deserialized in two parts sharing one table: the keys of the policy
+/// block are read into `policy` as they come, every other key by the
+/// derived deserializer, which refuses unknown keys (see
+/// [`with_flat_block`]).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct NetworkConfig {
     /// URL path segment clients use (letters, digits, `-`, `_`, `.`).
     #[serde(deserialize_with = "network_id")]
@@ -101,61 +107,13 @@ pub struct NetworkConfig {
     /// Default 2.
     #[serde(default = "default_unhealthy_after", deserialize_with = "positive_u32")]
     pub unhealthy_after: u32,
-    /// Largest client request body data planes accept, in bytes (>= 1).
-    /// Default 1 MiB.
-    #[serde(default = "default_max_body_bytes", deserialize_with = "positive_u64")]
-    pub max_body_bytes: u64,
-    /// Largest batch data planes accept (>= 1). Default: the data plane's
-    /// default (100).
-    #[serde(default, deserialize_with = "optional_positive_u32")]
-    pub max_batch: Option<u32>,
-    /// Deadline of one client request in the data planes, in milliseconds
-    /// (>= 1). Default: the data plane's default (10000).
-    #[serde(default, deserialize_with = "optional_positive_u32")]
-    pub request_timeout_ms: Option<u32>,
-    /// Methods data planes refuse with -32601; `*` globs, e.g. `"debug_*"`.
-    #[serde(default, deserialize_with = "method_patterns")]
-    pub deny_methods: Vec<String>,
-    /// If non-empty, the only methods data planes serve (`*` globs).
-    #[serde(default, deserialize_with = "method_patterns")]
-    pub allow_methods: Vec<String>,
-    /// Most tries of one request, each on a different upstream (>= 1).
-    /// Default 3.
-    #[serde(default, deserialize_with = "optional_positive_u32")]
-    pub max_tries: Option<u32>,
-    /// A read without an answer after this many milliseconds gets a backup
-    /// request to another upstream; the first good answer wins (>= 1).
-    /// Default 2000.
-    #[serde(default, deserialize_with = "optional_positive_u32")]
-    pub hedge_after_ms: Option<u32>,
-    /// Derive each hedge delay from the chosen upstream's observed p95
-    /// latency instead of `hedge_after_ms` (which stays the upper bound).
-    #[serde(default)]
-    pub hedge_from_p95: bool,
-    /// Reads naming a block more than this many blocks behind the head go
-    /// to `archive` upstreams. Default 0: never automatically.
-    #[serde(default)]
-    pub archive_after_blocks: u64,
-    /// `eth_sendRawTransaction` goes to this many `write` upstreams at once;
-    /// the first success (or "already known") answers (>= 1). Default 1.
-    #[serde(default, deserialize_with = "optional_positive_u32")]
-    pub write_broadcast: Option<u32>,
-    /// Consecutive failures after which a data plane ejects an upstream
-    /// locally for a cool-down (30 s, doubling to 5 min) (>= 1). Default 5.
-    #[serde(default, deserialize_with = "optional_positive_u32")]
-    pub eject_after_failures: Option<u32>,
-    /// Requests in flight to one upstream from one data plane (>= 1).
-    /// Default 256.
-    #[serde(default, deserialize_with = "optional_positive_u32")]
-    pub max_concurrency: Option<u32>,
-    /// Requests waiting per priority class when upstreams are saturated
-    /// (>= 1); a full queue answers 503. Default 1024.
-    #[serde(default, deserialize_with = "optional_positive_u32")]
-    pub max_queue: Option<u32>,
-    /// Longest a request waits in the queue, in milliseconds (>= 1).
-    /// Default 1000.
-    #[serde(default, deserialize_with = "optional_positive_u32")]
-    pub max_queue_wait_ms: Option<u32>,
+    /// The request policy data planes enforce (limits, method policy,
+    /// retries, hedging, routing, ejection, admission). Its keys sit at
+    /// this level of the table (`max_tries = 4`, not a sub-table); they are
+    /// declared once in `meridian_common::snapshot::NetworkPolicy`, which
+    /// also gives their defaults and checks.
+    #[serde(skip)]
+    pub policy: NetworkPolicy,
     /// The upstream nodes of this network (`[[networks.upstreams]]`).
     /// More can be added at runtime through the admin API.
     #[serde(default)]
@@ -178,23 +136,21 @@ impl NetworkConfig {
 
     /// The request policy streamed to data planes for this network.
     pub fn policy(&self) -> NetworkPolicy {
-        let d = NetworkPolicy::default();
-        NetworkPolicy {
-            max_body_bytes: self.max_body_bytes,
-            max_batch: self.max_batch.unwrap_or(d.max_batch),
-            request_timeout_ms: self.request_timeout_ms.unwrap_or(d.request_timeout_ms),
-            deny_methods: self.deny_methods.clone(),
-            allow_methods: self.allow_methods.clone(),
-            max_tries: self.max_tries.unwrap_or(d.max_tries),
-            hedge_after_ms: self.hedge_after_ms.unwrap_or(d.hedge_after_ms),
-            hedge_from_p95: self.hedge_from_p95,
-            archive_after_blocks: self.archive_after_blocks,
-            write_broadcast: self.write_broadcast.unwrap_or(d.write_broadcast),
-            eject_after_failures: self.eject_after_failures.unwrap_or(d.eject_after_failures),
-            max_concurrency: self.max_concurrency.unwrap_or(d.max_concurrency),
-            max_queue: self.max_queue.unwrap_or(d.max_queue),
-            max_queue_wait_ms: self.max_queue_wait_ms.unwrap_or(d.max_queue_wait_ms),
-        }
+        self.policy.clone()
+    }
+}
+
+impl<'de> Outer<'de> for NetworkConfig {
+    fn deserialize_outer<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        NetworkConfig::deserialize(d)
+    }
+}
+
+impl<'de> Deserialize<'de> for NetworkConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (mut network, policy) = with_flat_block::<D, NetworkConfig, NetworkPolicy>(d)?;
+        network.policy = policy;
+        Ok(network)
     }
 }
 
@@ -343,9 +299,6 @@ fn default_healthy_after() -> u32 {
 fn default_unhealthy_after() -> u32 {
     2
 }
-fn default_max_body_bytes() -> u64 {
-    NetworkPolicy::DEFAULT_MAX_BODY_BYTES
-}
 fn default_weight() -> u32 {
     1
 }
@@ -434,10 +387,6 @@ fn optional_positive_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>,
     positive_u64(d).map(Some)
 }
 
-fn optional_positive_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    positive_u32(d).map(Some)
-}
-
 fn roles<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Role>, D::Error> {
     let names = Vec::<String>::deserialize(d)?;
     if names.is_empty() {
@@ -452,21 +401,6 @@ fn roles<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Role>, D::Error> {
     roles.sort_unstable();
     roles.dedup();
     Ok(roles)
-}
-
-fn method_patterns<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let patterns = Vec::<String>::deserialize(d)?;
-    for p in &patterns {
-        if p.is_empty()
-            || p.bytes()
-                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return Err(de::Error::custom(format!(
-                "method pattern {p:?} is empty or has whitespace"
-            )));
-        }
-    }
-    Ok(patterns)
 }
 
 #[cfg(test)]
@@ -507,7 +441,7 @@ weight = 1
         assert_eq!(n.chain, ChainKind::Evm);
         assert_eq!(n.leader.as_deref(), Some("http://127.0.0.1:8549"));
         assert_eq!(n.probe_timeout(), Duration::from_millis(1000));
-        assert_eq!(n.max_body_bytes, 1024 * 1024);
+        assert_eq!(n.policy.max_body_bytes, 1024 * 1024);
         assert_eq!(n.chain_id, None);
         assert_eq!(n.upstreams[0].roles, vec![Role::Read, Role::Write]);
         assert_eq!(n.policy(), NetworkPolicy::default());
@@ -668,6 +602,26 @@ weight = 1
         );
         let e = parse(&EXAMPLE.replace("max_lag_blocks = 10", "max_tries = 0")).unwrap_err();
         assert!(e.to_string().contains("max_tries"), "{e}");
+    }
+
+    #[test]
+    fn policy_errors_name_line_and_field_like_any_other() {
+        let zero = parse(&EXAMPLE.replace("max_lag_blocks = 10", "max_tries = 0")).unwrap_err();
+        assert_eq!(
+            (zero.line, zero.field.as_str()),
+            (Some(10), "networks[0].max_tries")
+        );
+        assert!(zero.message.contains("must be at least 1"), "{zero}");
+        let typo = parse(&EXAMPLE.replace("max_lag_blocks = 10", "max_trys = 2")).unwrap_err();
+        assert!(typo.message.contains("unknown field `max_trys`"), "{typo}");
+        assert_eq!(typo.line, Some(10));
+        let twice = parse(&EXAMPLE.replace("max_lag_blocks = 10", "max_batch = 2\nmax_batch = 3"))
+            .unwrap_err();
+        assert_eq!(twice.line, Some(11), "{twice}");
+        let pattern =
+            parse(&EXAMPLE.replace("max_lag_blocks = 10", "deny_methods = [\"debug_ *\"]"))
+                .unwrap_err();
+        assert_eq!(pattern.field, "networks[0].deny_methods", "{pattern}");
     }
 
     #[test]

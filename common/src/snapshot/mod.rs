@@ -1,6 +1,7 @@
 //! The routing snapshot: the one resource the control plane streams.
 //!
-//! [`model`] holds the domain types both planes work with; [`wire`] converts
+//! [`model`] holds the domain types both planes work with ([`policy`]: the
+//! request policy, declared once); [`wire`] converts
 //! them to and from the protobuf messages, validating on the way in;
 //! [`hash`] computes the content hash that makes duplicate pushes cheap to
 //! detect; [`payload`] compresses the table once per version and inflates it
@@ -9,6 +10,7 @@
 mod hash;
 mod model;
 mod payload;
+mod policy;
 mod version;
 mod wire;
 

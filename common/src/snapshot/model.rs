@@ -4,6 +4,7 @@
 //! through [`crate::snapshot::decode_table`] has unique ids, parseable URLs and
 //! known chain kinds, so request code never re-checks them.
 
+pub use super::policy::NetworkPolicy;
 use crate::chain::ChainKind;
 
 /// The full routing state of one snapshot.
@@ -31,60 +32,6 @@ pub struct Network {
     /// Sorted by id.
     pub upstreams: Vec<Upstream>,
     pub policy: NetworkPolicy,
-}
-
-/// Limits and method policy a data plane enforces for one network.
-/// Values are resolved: the wire's "0 means default" is applied on decode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetworkPolicy {
-    pub max_body_bytes: u64,
-    pub max_batch: u32,
-    pub request_timeout_ms: u32,
-    pub deny_methods: Vec<String>,
-    pub allow_methods: Vec<String>,
-    pub max_tries: u32,
-    pub hedge_after_ms: u32,
-    pub hedge_from_p95: bool,
-    pub archive_after_blocks: u64,
-    pub write_broadcast: u32,
-    pub eject_after_failures: u32,
-    pub max_concurrency: u32,
-    pub max_queue: u32,
-    pub max_queue_wait_ms: u32,
-}
-
-impl NetworkPolicy {
-    pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
-    pub const DEFAULT_MAX_BATCH: u32 = 100;
-    pub const DEFAULT_REQUEST_TIMEOUT_MS: u32 = 10_000;
-    pub const DEFAULT_MAX_TRIES: u32 = 3;
-    pub const DEFAULT_HEDGE_AFTER_MS: u32 = 2_000;
-    pub const DEFAULT_WRITE_BROADCAST: u32 = 1;
-    pub const DEFAULT_EJECT_AFTER_FAILURES: u32 = 5;
-    pub const DEFAULT_MAX_CONCURRENCY: u32 = 256;
-    pub const DEFAULT_MAX_QUEUE: u32 = 1_024;
-    pub const DEFAULT_MAX_QUEUE_WAIT_MS: u32 = 1_000;
-}
-
-impl Default for NetworkPolicy {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
-            max_batch: Self::DEFAULT_MAX_BATCH,
-            request_timeout_ms: Self::DEFAULT_REQUEST_TIMEOUT_MS,
-            deny_methods: Vec::new(),
-            allow_methods: Vec::new(),
-            max_tries: Self::DEFAULT_MAX_TRIES,
-            hedge_after_ms: Self::DEFAULT_HEDGE_AFTER_MS,
-            hedge_from_p95: false,
-            archive_after_blocks: 0,
-            write_broadcast: Self::DEFAULT_WRITE_BROADCAST,
-            eject_after_failures: Self::DEFAULT_EJECT_AFTER_FAILURES,
-            max_concurrency: Self::DEFAULT_MAX_CONCURRENCY,
-            max_queue: Self::DEFAULT_MAX_QUEUE,
-            max_queue_wait_ms: Self::DEFAULT_MAX_QUEUE_WAIT_MS,
-        }
-    }
 }
 
 /// The control plane's verdict on an upstream.

@@ -27,26 +27,7 @@ fn encode_network(n: &Network) -> proto::Network {
         chain: n.chain.as_str().to_owned(),
         leader_url: n.leader_url.clone().unwrap_or_default(),
         upstreams: n.upstreams.iter().map(encode_upstream).collect(),
-        policy: Some(encode_policy(&n.policy)),
-    }
-}
-
-fn encode_policy(p: &NetworkPolicy) -> proto::NetworkPolicy {
-    proto::NetworkPolicy {
-        max_body_bytes: p.max_body_bytes,
-        max_batch: p.max_batch,
-        request_timeout_ms: p.request_timeout_ms,
-        deny_methods: p.deny_methods.clone(),
-        allow_methods: p.allow_methods.clone(),
-        max_tries: p.max_tries,
-        hedge_after_ms: p.hedge_after_ms,
-        hedge_from_p95: p.hedge_from_p95,
-        archive_after_blocks: p.archive_after_blocks,
-        write_broadcast: p.write_broadcast,
-        eject_after_failures: p.eject_after_failures,
-        max_concurrency: p.max_concurrency,
-        max_queue: p.max_queue,
-        max_queue_wait_ms: p.max_queue_wait_ms,
+        policy: Some(n.policy.encode()),
     }
 }
 
@@ -128,7 +109,12 @@ fn decode_network(n: proto::Network) -> Result<Network, ValidationError> {
         })?;
         Some(n.leader_url)
     };
-    let policy = decode_policy(&n.id, n.policy.unwrap_or_default())?;
+    let policy = NetworkPolicy::decode(n.policy.unwrap_or_default()).map_err(|what| {
+        ValidationError::BadPolicy {
+            network: n.id.clone(),
+            what,
+        }
+    })?;
     let mut seen = HashSet::with_capacity(n.upstreams.len());
     let mut upstreams = Vec::with_capacity(n.upstreams.len());
     for u in n.upstreams {
@@ -146,42 +132,6 @@ fn decode_network(n: proto::Network) -> Result<Network, ValidationError> {
         leader_url,
         upstreams,
         policy,
-    })
-}
-
-fn or_default<T: PartialEq + Default>(v: T, default: T) -> T {
-    if v == T::default() { default } else { v }
-}
-
-fn decode_policy(network: &str, p: proto::NetworkPolicy) -> Result<NetworkPolicy, ValidationError> {
-    for glob in p.deny_methods.iter().chain(&p.allow_methods) {
-        if glob.is_empty()
-            || glob
-                .bytes()
-                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return Err(ValidationError::BadPolicy {
-                network: network.to_owned(),
-                what: format!("method pattern {glob:?} is empty or has whitespace"),
-            });
-        }
-    }
-    let d = NetworkPolicy::default();
-    Ok(NetworkPolicy {
-        max_body_bytes: or_default(p.max_body_bytes, d.max_body_bytes),
-        max_batch: or_default(p.max_batch, d.max_batch),
-        request_timeout_ms: or_default(p.request_timeout_ms, d.request_timeout_ms),
-        deny_methods: p.deny_methods,
-        allow_methods: p.allow_methods,
-        max_tries: or_default(p.max_tries, d.max_tries),
-        hedge_after_ms: or_default(p.hedge_after_ms, d.hedge_after_ms),
-        hedge_from_p95: p.hedge_from_p95,
-        archive_after_blocks: p.archive_after_blocks,
-        write_broadcast: or_default(p.write_broadcast, d.write_broadcast),
-        eject_after_failures: or_default(p.eject_after_failures, d.eject_after_failures),
-        max_concurrency: or_default(p.max_concurrency, d.max_concurrency),
-        max_queue: or_default(p.max_queue, d.max_queue),
-        max_queue_wait_ms: or_default(p.max_queue_wait_ms, d.max_queue_wait_ms),
     })
 }
 

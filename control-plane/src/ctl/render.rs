@@ -1,6 +1,7 @@
 //! Tables for people, JSON for scripts.
 
 use meridian_common::proto;
+use meridian_common::snapshot::NetworkPolicy;
 use serde_json::{Value, json};
 
 /// Columns padded to their widest cell, two spaces apart.
@@ -235,6 +236,15 @@ pub fn dataplanes(json: bool, list: &[proto::DataPlaneStatus], now_ms: u64) -> S
     )
 }
 
+/// The policy as data planes apply it (defaults filled in), every field;
+/// a policy data planes would refuse shows why instead.
+fn policy_json(wire: Option<proto::NetworkPolicy>) -> Value {
+    match NetworkPolicy::decode(wire.unwrap_or_default()) {
+        Ok(p) => serde_json::to_value(p).unwrap_or_else(|e| json!({ "error": e.to_string() })),
+        Err(e) => json!({ "error": e }),
+    }
+}
+
 /// `snapshot`.
 pub fn snapshot(json: bool, s: &proto::Snapshot) -> String {
     let default_table = proto::RoutingTable::default();
@@ -244,18 +254,11 @@ pub fn snapshot(json: bool, s: &proto::Snapshot) -> String {
             .networks
             .iter()
             .map(|n| {
-                let p = n.policy.clone().unwrap_or_default();
                 json!({
                     "id": n.id,
                     "chain": n.chain,
                     "leader_url": n.leader_url,
-                    "policy": {
-                        "max_body_bytes": p.max_body_bytes,
-                        "max_batch": p.max_batch,
-                        "request_timeout_ms": p.request_timeout_ms,
-                        "deny_methods": p.deny_methods,
-                        "allow_methods": p.allow_methods,
-                    },
+                    "policy": policy_json(n.policy.clone()),
                     "upstreams": n.upstreams.iter().map(|u| Value::Object(upstream_json(u))).collect::<Vec<_>>(),
                 })
             })
