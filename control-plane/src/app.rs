@@ -28,8 +28,8 @@ use crate::distribute::{DataPlanes, SnapshotServer, SnapshotStreams};
 use crate::health::prober;
 use crate::http::{self, HttpState};
 use crate::inventory::Inventory;
-use crate::snapshot::Publisher;
 use crate::snapshot::publisher::decode_stored;
+use crate::snapshot::{HeightsBoard, Publisher};
 use crate::store::{SledStore, Store, StoreError};
 
 /// HTTP/2 keepalive: a ping every 5 s, dead if unanswered for 5 s more, so a
@@ -129,6 +129,7 @@ impl ControlPlane {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let dirty = Arc::new(Notify::new());
+        let heights = Arc::new(HeightsBoard::default());
         let client = node_client(&NodeClientOptions::default());
         let mut tasks = Vec::new();
         let mut wakes = BTreeMap::new();
@@ -140,7 +141,10 @@ impl ControlPlane {
                 inventory.clone(),
                 client.clone(),
                 wake,
-                dirty.clone(),
+                prober::Sinks {
+                    dirty: dirty.clone(),
+                    heights: heights.clone(),
+                },
                 shutdown_rx.clone(),
             )));
         }
@@ -151,6 +155,7 @@ impl ControlPlane {
         let dataplanes = Arc::new(DataPlanes::load(dyn_store.clone()));
         let streams = SnapshotStreams::new(
             publisher.subscribe(),
+            heights.clone(),
             dataplanes.clone(),
             shutdown_rx.clone(),
         );

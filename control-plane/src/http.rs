@@ -119,6 +119,16 @@ pub fn metrics(state: &HttpState) -> String {
         "Snapshots data planes NACKed.",
     );
     out.sample("meridian_snapshot_nacks_total", &[], nacks);
+    out.family(
+        "meridian_heights_sent_total",
+        "counter",
+        "Heights messages sent on streams (rule 8 of snapshot.proto).",
+    );
+    out.sample(
+        "meridian_heights_sent_total",
+        &[],
+        state.streams.heights_sent(),
+    );
     state.inventory.render_metrics(&mut out);
     out.finish()
 }

@@ -644,3 +644,82 @@ fn a_broken_config_file_names_file_line_and_field() {
     );
     assert!(shown.contains("networks[0].upstreams[0].url"), "{shown}");
 }
+
+/// Rule 8 of snapshot.proto: a steady chain moves the heights on the
+/// stream, not the snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heights_follow_the_chain_without_a_new_snapshot() {
+    use meridian_control_plane::inventory::SCORE_STEP;
+    use proto::control_plane_message::Message as M;
+
+    let dir = tempfile::tempdir().unwrap();
+    let a = MockNode::start(100, 1).await;
+    let plane = ControlPlane::start(config(&config_text(dir.path(), None, &[("a", &a, "eu")])))
+        .await
+        .unwrap();
+    let mut stream = Stream::open_hello(
+        &plane,
+        proto::Hello {
+            dataplane_id: "eu-1".into(),
+            region: "eu".into(),
+            accepts_heights: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    fn heights_of(h: &proto::Heights) -> Vec<(&str, u64, u64)> {
+        h.networks
+            .iter()
+            .map(|n| (n.network.as_str(), n.head, n.finalized))
+            .collect()
+    }
+    // The snapshot comes first (heights name its networks); then the stream
+    // settles once `a` is healthy and the heights say 100.
+    let first = stream.next_message().await;
+    assert!(matches!(first, M::Snapshot(_)), "snapshot first: {first:?}");
+    let (mut routed, mut seen_100) = (None, false);
+    let mut pending = Some(first);
+    while routed.is_none() || !seen_100 {
+        let message = match pending.take() {
+            Some(m) => m,
+            None => stream.next_message().await,
+        };
+        match message {
+            M::Snapshot(s) => {
+                stream.ack(&s).await;
+                let u = upstream_of(&s, "a").unwrap().clone();
+                routed = (u.state() == S::Healthy).then_some(u);
+            }
+            M::Heights(h) => {
+                assert_eq!(heights_of(&h), [("eth-local", 100, 0)]);
+                seen_100 = true;
+            }
+        }
+    }
+    let routed = routed.unwrap();
+    assert_eq!(routed.head_height, 100);
+
+    a.set_height(105);
+    loop {
+        match stream.next_message().await {
+            M::Heights(h) if heights_of(&h) == [("eth-local", 105, 0)] => break,
+            M::Heights(h) => assert_eq!(heights_of(&h), [("eth-local", 100, 0)]),
+            // A snapshot now must have another reason than the height: a
+            // state change or a score step (latency on a loaded machine).
+            M::Snapshot(s) => {
+                let u = upstream_of(&s, "a").unwrap();
+                assert!(
+                    u.state() != routed.state() || u.score.abs_diff(routed.score) >= SCORE_STEP,
+                    "a snapshot was republished for a height alone: {u:?} after {routed:?}"
+                );
+                stream.ack(&s).await;
+            }
+        }
+    }
+    let (_, metrics) = http_get(plane.http_addr(), "/metrics").await;
+    assert!(
+        metrics.contains("meridian_heights_sent_total "),
+        "{metrics}"
+    );
+    plane.shutdown().await;
+}

@@ -47,6 +47,7 @@ impl FakeDataPlane {
                 held_content_hash,
                 // Tests read the pushed table as it is: ask for it plain.
                 accepts_table_gzip: false,
+                accepts_heights: false,
             })),
         };
         // The channel is fresh and has room: this cannot fail.
@@ -69,6 +70,7 @@ impl FakeDataPlane {
             .unwrap_or_else(|| panic!("snapshot stream ended"));
         match message.message {
             Some(control_plane_message::Message::Snapshot(s)) => s,
+            Some(other) => panic!("expected a snapshot, got {other:?} (Hello refused heights)"),
             None => panic!("a control-plane message without content"),
         }
     }

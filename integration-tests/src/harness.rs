@@ -39,6 +39,8 @@ pub struct UpstreamSpec {
     pub region: String,
     /// Relative share of traffic (>= 1).
     pub weight: u32,
+    /// `roles`; unset: the default (read and write).
+    pub roles: Option<Vec<String>>,
 }
 
 /// One `[[networks]]` entry, with test-friendly defaults: probes every
@@ -64,6 +66,8 @@ pub struct NetworkSpec {
     pub unhealthy_after: u32,
     /// Body limit data planes enforce; unset: their default (1 MiB).
     pub max_body_bytes: Option<u64>,
+    /// Further request-policy fields, as `key = value` TOML lines.
+    pub policy: Vec<(String, String)>,
     /// The `[[networks.upstreams]]` entries.
     pub upstreams: Vec<UpstreamSpec>,
 }
@@ -83,6 +87,7 @@ impl NetworkSpec {
             healthy_after: 1,
             unhealthy_after: 2,
             max_body_bytes: None,
+            policy: Vec::new(),
             upstreams: Vec::new(),
         }
     }
@@ -94,7 +99,33 @@ impl NetworkSpec {
             url: url.to_owned(),
             region: region.to_owned(),
             weight: 1,
+            roles: None,
         });
+        self
+    }
+
+    /// Adds an upstream with weight 1 and these roles (`"archive"`, …).
+    pub fn upstream_with_roles(
+        mut self,
+        id: &str,
+        url: &str,
+        region: &str,
+        roles: &[&str],
+    ) -> Self {
+        self.upstreams.push(UpstreamSpec {
+            id: id.to_owned(),
+            url: url.to_owned(),
+            region: region.to_owned(),
+            weight: 1,
+            roles: Some(roles.iter().map(|r| (*r).to_owned()).collect()),
+        });
+        self
+    }
+
+    /// Sets a request-policy field, its value written as TOML
+    /// (`.policy("archive_after_blocks", "10")`).
+    pub fn policy(mut self, key: &str, toml_value: &str) -> Self {
+        self.policy.push((key.to_owned(), toml_value.to_owned()));
         self
     }
 
@@ -219,12 +250,19 @@ pub fn control_toml_at(
         if let Some(bytes) = n.max_body_bytes {
             t.push_str(&format!("max_body_bytes = {bytes}\n"));
         }
+        for (key, value) in &n.policy {
+            t.push_str(&format!("{key} = {value}\n"));
+        }
         for u in &n.upstreams {
             t.push_str("\n[[networks.upstreams]]\n");
             t.push_str(&format!("id = {}\n", quoted(&u.id)));
             t.push_str(&format!("url = {}\n", quoted(&u.url)));
             t.push_str(&format!("region = {}\n", quoted(&u.region)));
             t.push_str(&format!("weight = {}\n", u.weight));
+            if let Some(roles) = &u.roles {
+                let roles: Vec<String> = roles.iter().map(|r| quoted(r)).collect();
+                t.push_str(&format!("roles = [{}]\n", roles.join(", ")));
+            }
         }
     }
     t

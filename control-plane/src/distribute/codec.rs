@@ -1,4 +1,7 @@
-//! The stream's codec: pre-encoded snapshots out, prost-decoded messages in.
+//! The stream's codec: pre-encoded messages out, prost-decoded messages in.
+//!
+//! Out go snapshots and heights, both encoded once and shared by every
+//! stream.
 //!
 //! A `ControlPlaneMessage { snapshot = 1 }` on the wire is the key of field
 //! 1, a length, and the snapshot's bytes. Protobuf lets a message's fields
@@ -47,19 +50,44 @@ impl SnapshotPush {
     }
 }
 
+/// One message out on one stream.
+#[derive(Debug, Clone)]
+pub enum StreamItem {
+    /// A snapshot, with this stream's nonce.
+    Snapshot(SnapshotPush),
+    /// A whole `ControlPlaneMessage` as encoded once (heights: no nonce).
+    Encoded(Bytes),
+}
+
+impl StreamItem {
+    fn encoded_len(&self) -> usize {
+        match self {
+            StreamItem::Snapshot(push) => push.encoded_len(),
+            StreamItem::Encoded(bytes) => bytes.len(),
+        }
+    }
+
+    fn encode(&self, buf: &mut impl bytes::BufMut) {
+        match self {
+            StreamItem::Snapshot(push) => push.encode(buf),
+            StreamItem::Encoded(bytes) => buf.put_slice(bytes),
+        }
+    }
+}
+
 /// Codec of `SnapshotService.Stream` on the server side.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StreamCodec;
 
-/// Encoder of [`SnapshotPush`].
+/// Encoder of [`StreamItem`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PushEncoder;
 
 impl Encoder for PushEncoder {
-    type Item = SnapshotPush;
+    type Item = StreamItem;
     type Error = Status;
 
-    fn encode(&mut self, item: SnapshotPush, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+    fn encode(&mut self, item: StreamItem, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
         buf.reserve(item.encoded_len());
         item.encode(buf);
         Ok(())
@@ -67,7 +95,7 @@ impl Encoder for PushEncoder {
 }
 
 impl Codec for StreamCodec {
-    type Encode = SnapshotPush;
+    type Encode = StreamItem;
     type Decode = proto::DataPlaneMessage;
     type Encoder = PushEncoder;
     type Decoder = tonic_prost::ProstDecoder<proto::DataPlaneMessage>;

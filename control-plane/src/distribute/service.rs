@@ -6,9 +6,10 @@
 //! data planes whose Hello accepts it, the plain form to others). Requests are decoded
 //! with the generated prost types as usual.
 //!
-//! Each stream runs one task: it waits for a new publication, a message from
-//! the data plane, or shutdown. Publications arrive through a `watch`, so a
-//! slow stream only ever sees the latest version, never a backlog.
+//! Each stream runs one task: it waits for a new publication, new heights
+//! (if its Hello accepts them), a message from the data plane, or shutdown.
+//! Publications and heights arrive through `watch`es, so a slow stream only
+//! ever sees the latest of each, never a backlog.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,9 +27,10 @@ use tonic::codegen::{Body, BoxFuture, StdError};
 use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::codec::{SnapshotPush, StreamCodec};
+use super::codec::{SnapshotPush, StreamCodec, StreamItem};
 use super::registry::DataPlanes;
 use super::session::{Answer, Session};
+use crate::snapshot::HeightsBoard;
 use crate::snapshot::publisher::Current;
 
 /// Largest gRPC message either way; big deployments outgrow the 4 MiB default.
@@ -38,33 +40,39 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The outbound half of a stream.
-type Outbound = ReceiverStream<Result<SnapshotPush, Status>>;
+type Outbound = ReceiverStream<Result<StreamItem, Status>>;
 
 /// The shared state of every stream.
 #[derive(Debug)]
 pub struct SnapshotStreams {
     current: Current,
+    heights: Arc<HeightsBoard>,
     dataplanes: Arc<DataPlanes>,
     shutdown: watch::Receiver<bool>,
     pushes: AtomicU64,
     acks: AtomicU64,
     nacks: AtomicU64,
+    heights_sent: AtomicU64,
 }
 
 impl SnapshotStreams {
-    /// Streams publications from `current`; ends every stream on `shutdown`.
+    /// Streams publications from `current` and heights from `heights`; ends
+    /// every stream on `shutdown`.
     pub fn new(
         current: Current,
+        heights: Arc<HeightsBoard>,
         dataplanes: Arc<DataPlanes>,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<SnapshotStreams> {
         Arc::new(SnapshotStreams {
             current,
+            heights,
             dataplanes,
             shutdown,
             pushes: AtomicU64::new(0),
             acks: AtomicU64::new(0),
             nacks: AtomicU64::new(0),
+            heights_sent: AtomicU64::new(0),
         })
     }
 
@@ -75,6 +83,11 @@ impl SnapshotStreams {
             self.acks.load(Ordering::Relaxed),
             self.nacks.load(Ordering::Relaxed),
         )
+    }
+
+    /// Heights messages sent since start, over all streams.
+    pub fn heights_sent(&self) -> u64 {
+        self.heights_sent.load(Ordering::Relaxed)
     }
 
     /// Opens one stream. Response headers go out at once; the Hello is
@@ -120,7 +133,7 @@ impl SnapshotStreams {
         &self,
         hello: proto::Hello,
         mut inbound: Streaming<proto::DataPlaneMessage>,
-        tx: mpsc::Sender<Result<SnapshotPush, Status>>,
+        tx: mpsc::Sender<Result<StreamItem, Status>>,
     ) {
         let stream_id = self
             .dataplanes
@@ -128,6 +141,7 @@ impl SnapshotStreams {
         let held: Version = hello.held_version.into();
         tracing::info!(dataplane = %hello.dataplane_id, region = %hello.region,
             held = %held, stream = stream_id, table_gzip = hello.accepts_table_gzip,
+            heights = hello.accepts_heights,
             "data plane connected");
         let mut session = Session::new(format!("s{stream_id}"), held, &hello.held_content_hash);
         if let Some(rejected) = self.dataplanes.nacked_version(&hello.dataplane_id) {
@@ -136,11 +150,15 @@ impl SnapshotStreams {
             session.park(rejected);
         }
         let gzip = hello.accepts_table_gzip;
+        let wants_heights = hello.accepts_heights;
         let id = hello.dataplane_id;
         let mut current = self.current.clone();
+        let mut heights = self.heights.subscribe();
         let mut shutdown = self.shutdown.clone();
-        // Mark the current value seen; it is offered right below.
+        // Mark the current values seen; they are sent right below, the
+        // snapshot first (heights name networks of the table).
         let mut latest = current.borrow_and_update().clone();
+        let mut latest_heights = heights.borrow_and_update().clone();
         let end = loop {
             if let Some(published) = latest.take()
                 && let Some(nonce) = session.offer(&published)
@@ -155,15 +173,29 @@ impl SnapshotStreams {
                     encoded: encoded.clone(),
                     nonce,
                 };
-                if tx.send(Ok(push)).await.is_err() {
+                if tx.send(Ok(StreamItem::Snapshot(push))).await.is_err() {
                     break "outbound closed";
                 }
                 self.pushes.fetch_add(1, Ordering::Relaxed);
+            }
+            if wants_heights && let Some(h) = latest_heights.take() {
+                if tx
+                    .send(Ok(StreamItem::Encoded(h.encoded.clone())))
+                    .await
+                    .is_err()
+                {
+                    break "outbound closed";
+                }
+                self.heights_sent.fetch_add(1, Ordering::Relaxed);
             }
             tokio::select! {
                 changed = current.changed() => match changed {
                     Ok(()) => latest = current.borrow_and_update().clone(),
                     Err(_) => break "publisher stopped",
+                },
+                changed = heights.changed(), if wants_heights => match changed {
+                    Ok(()) => latest_heights = heights.borrow_and_update().clone(),
+                    Err(_) => break "heights stopped",
                 },
                 message = inbound.message() => match message {
                     Ok(Some(m)) => self.answer(&id, &mut session, m),
@@ -243,7 +275,7 @@ fn check_hello(hello: &proto::Hello) -> Result<(), Status> {
 struct StreamMethod(Arc<SnapshotStreams>);
 
 impl StreamingService<proto::DataPlaneMessage> for StreamMethod {
-    type Response = SnapshotPush;
+    type Response = StreamItem;
     type ResponseStream = Outbound;
     type Future = BoxFuture<Response<Outbound>, Status>;
 

@@ -2,7 +2,8 @@
 //!
 //! Every interval it probes the leader and all upstreams at once, judges
 //! the round as a whole (the reference height needs every answer), and
-//! tells the publisher when a routed view changed. A wake-up (an upstream
+//! tells the publisher when a routed view changed, and the heights board
+//! after every round (heights move without a new snapshot). A wake-up (an upstream
 //! was added) starts a round at once, so a new upstream proves itself as
 //! early as the interval allows.
 
@@ -15,6 +16,15 @@ use tracing::Instrument as _;
 
 use super::probe::probe;
 use crate::inventory::{Inventory, UpstreamProbe};
+use crate::snapshot::HeightsBoard;
+
+/// Where a round's results go.
+pub struct Sinks {
+    /// Poked when a routed view changed: a new snapshot is due.
+    pub dirty: Arc<Notify>,
+    /// Refreshed after every round.
+    pub heights: Arc<HeightsBoard>,
+}
 
 /// Runs probe rounds of `network` until `shutdown` turns true.
 pub async fn run(
@@ -22,11 +32,11 @@ pub async fn run(
     inventory: Arc<Inventory>,
     client: NodeClient,
     wake: Arc<Notify>,
-    dirty: Arc<Notify>,
+    sinks: Sinks,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let Some(interval) = round(&network, &inventory, &client, &dirty).await else {
+        let Some(interval) = round(&network, &inventory, &client, &sinks).await else {
             return;
         };
         tokio::select! {
@@ -43,7 +53,7 @@ pub async fn round(
     network: &str,
     inventory: &Inventory,
     client: &NodeClient,
-    dirty: &Notify,
+    sinks: &Sinks,
 ) -> Option<std::time::Duration> {
     let targets = inventory.probe_targets(network)?;
     let leader = async {
@@ -76,7 +86,8 @@ pub async fn round(
         tracing::debug!(network, error = %why, "leader probe failed");
     }
     if inventory.apply_round(network, leader.as_ref(), &upstreams) {
-        dirty.notify_one();
+        sinks.dirty.notify_one();
     }
+    sinks.heights.refresh(inventory);
     Some(targets.interval)
 }

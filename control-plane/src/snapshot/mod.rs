@@ -4,8 +4,12 @@
 //!   views (networks and upstreams sorted by id).
 //! - [`publisher`]: debounced publication, a new version only when the
 //!   content hash changed, each version encoded once.
+//! - [`heights`]: the networks' heights, streamed apart from snapshots after
+//!   every probe round that moved them.
 
 pub mod builder;
+pub mod heights;
 pub mod publisher;
 
+pub use heights::{HeightsBoard, PublishedHeights};
 pub use publisher::{Published, Publisher};

@@ -258,21 +258,31 @@ impl Stream {
         held: Option<(proto::Version, String)>,
         accepts_table_gzip: bool,
     ) -> Stream {
-        let mut client = SnapshotServiceClient::connect(format!("http://{}", plane.grpc_addr()))
-            .await
-            .unwrap()
-            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
-        let (tx, rx) = mpsc::channel(8);
         let (held_version, held_content_hash) =
             held.map_or((None, String::new()), |(v, h)| (Some(v), h));
-        tx.send(proto::DataPlaneMessage {
-            message: Some(proto::data_plane_message::Message::Hello(proto::Hello {
+        Self::open_hello(
+            plane,
+            proto::Hello {
                 dataplane_id: id.into(),
                 region: "eu".into(),
                 held_version,
                 held_content_hash,
                 accepts_table_gzip,
-            })),
+                accepts_heights: false,
+            },
+        )
+        .await
+    }
+
+    /// A stream opened with `hello`.
+    pub async fn open_hello(plane: &ControlPlane, hello: proto::Hello) -> Stream {
+        let mut client = SnapshotServiceClient::connect(format!("http://{}", plane.grpc_addr()))
+            .await
+            .unwrap()
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        let (tx, rx) = mpsc::channel(8);
+        tx.send(proto::DataPlaneMessage {
+            message: Some(proto::data_plane_message::Message::Hello(hello)),
         })
         .await
         .unwrap();
@@ -284,16 +294,22 @@ impl Stream {
         Stream { tx, rx }
     }
 
-    /// The next snapshot pushed (bounded wait).
-    pub async fn next(&mut self) -> proto::Snapshot {
-        let m = tokio::time::timeout(Duration::from_secs(15), self.rx.message())
+    /// The next message (bounded wait).
+    pub async fn next_message(&mut self) -> proto::control_plane_message::Message {
+        tokio::time::timeout(Duration::from_secs(15), self.rx.message())
             .await
-            .expect("no snapshot within 15 s")
+            .expect("no message within 15 s")
             .unwrap()
-            .expect("stream ended");
-        match m.message {
-            Some(proto::control_plane_message::Message::Snapshot(s)) => s,
-            None => panic!("empty message"),
+            .expect("stream ended")
+            .message
+            .expect("empty message")
+    }
+
+    /// The next snapshot pushed (bounded wait); anything else is a failure.
+    pub async fn next(&mut self) -> proto::Snapshot {
+        match self.next_message().await {
+            proto::control_plane_message::Message::Snapshot(s) => s,
+            other => panic!("expected a snapshot, got {other:?}"),
         }
     }
 

@@ -3,7 +3,8 @@
 //!
 //! Each session opens the stream, sends `Hello` with the version and content
 //! hash already held (so an up-to-date data plane gets no resend), then
-//! answers every `Snapshot` with exactly one `Ack` or `Nack`. HTTP/2
+//! answers every `Snapshot` with exactly one `Ack` or `Nack`, and moves its
+//! networks' heights on every `Heights` (no answer: rule 8). HTTP/2
 //! keepalive pings run even while idle, so a dead control plane ends the
 //! session within seconds; the client then waits a jittered exponential
 //! backoff (reset after every session that was established) and starts over.
@@ -152,6 +153,7 @@ impl ControlClient {
             held_version: (!held.version.is_none()).then(|| held.version.into()),
             held_content_hash: held.content_hash,
             accepts_table_gzip: true,
+            accepts_heights: true,
         };
         tx.send(message(Outbound::Hello(hello)))
             .await
@@ -162,13 +164,27 @@ impl ControlClient {
         tracing::info!(%held.version, "snapshot stream open");
 
         while let Some(msg) = inbound.message().await? {
-            let Some(Inbound::Snapshot(snapshot)) = msg.message else {
-                continue;
-            };
-            let reply = self.answer(snapshot).await;
-            tx.send(reply).await.map_err(|_| SessionError::Closed)?;
+            match msg.message {
+                Some(Inbound::Snapshot(snapshot)) => {
+                    let reply = self.answer(snapshot).await;
+                    tx.send(reply).await.map_err(|_| SessionError::Closed)?;
+                }
+                Some(Inbound::Heights(heights)) => self.heights(&heights),
+                // A message of a newer protocol: nothing to do with it.
+                None => {}
+            }
         }
         Ok(())
+    }
+
+    /// Moves the heights of the networks the table has; others are ignored.
+    fn heights(&self, heights: &proto::Heights) {
+        let table = self.shared.table.load();
+        for h in &heights.networks {
+            if let Some(network) = table.network(&h.network) {
+                network.heights.update(h.head, h.finalized);
+            }
+        }
     }
 
     /// Validates and applies one snapshot; the Ack or Nack to send back.

@@ -24,6 +24,31 @@ pub fn render(metrics: &Metrics, table: &RoutingTable, now_ms: u64) -> String {
     metrics.unrouted.render("", &mut out);
 
     out.family(
+        "meridian_network_head_height",
+        "gauge",
+        "The network's head height as this data plane routes by it (snapshot, then Heights).",
+    );
+    for n in &networks {
+        out.sample(
+            "meridian_network_head_height",
+            &[("network", &n.id)],
+            n.heights.head(),
+        );
+    }
+    out.family(
+        "meridian_network_finalized_height",
+        "gauge",
+        "The network's finalized height as this data plane knows it (0: not known).",
+    );
+    for n in &networks {
+        out.sample(
+            "meridian_network_finalized_height",
+            &[("network", &n.id)],
+            n.heights.finalized(),
+        );
+    }
+
+    out.family(
         "meridian_upstream_latency_seconds",
         "histogram",
         "Latency of tries sent to each upstream (leader: the network's fallback).",

@@ -83,7 +83,7 @@ fn is_old(network: &RoutedNetwork, block: Option<BlockRef>) -> bool {
         Some(BlockRef::Earliest) => 0,
         _ => return false,
     };
-    network.head_height.saturating_sub(number) > after
+    network.heights.head().saturating_sub(number) > after
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ use crate::balance::UpstreamRuntime;
 use crate::metrics::{NetworkStats, RequestCounters};
 use crate::upstream::Endpoint;
 
+use super::heights::ChainHeights;
+
 /// The `x-handled-by` value and metric label of a network's leader.
 pub const LEADER_ID: &str = "leader";
 
@@ -58,10 +60,11 @@ pub struct RoutedNetwork {
     pub requests: Arc<RequestCounters>,
     /// Retries, hedges, queue refusals and waits (carried across snapshots).
     pub stats: Arc<NetworkStats>,
-    /// The highest head height among the network's upstreams: reads of
-    /// blocks more than `archive_after_blocks` below it go to archive
-    /// upstreams.
-    pub head_height: u64,
+    /// The network's head and finalized heights: from the snapshot's
+    /// upstreams, then from the stream's `Heights` (carried across
+    /// snapshots). Reads of blocks more than `archive_after_blocks` below
+    /// the head go to archive upstreams.
+    pub heights: Arc<ChainHeights>,
 }
 
 /// One upstream (or a leader), ready to send to.
@@ -198,7 +201,13 @@ fn build_network(
             _ => endpoint(network, id, url),
         }
     };
-    let head_height = n.upstreams.iter().map(|u| u.head_height).max().unwrap_or(0);
+    // Carried like the counters: a chain of another kind under the same id
+    // is another chain.
+    let heights = match old {
+        Some(old) if old.chain == n.chain => old.heights.clone(),
+        _ => Arc::new(ChainHeights::default()),
+    };
+    heights.at_least(n.upstreams.iter().map(|u| u.head_height).max().unwrap_or(0));
 
     let mut upstreams = Vec::with_capacity(n.upstreams.len());
     for u in n.upstreams {
@@ -259,7 +268,7 @@ fn build_network(
         leader,
         requests,
         stats,
-        head_height,
+        heights,
     })
 }
 

@@ -502,6 +502,8 @@ async fn data_plane_stream(channel: Channel, i: usize, log: &StreamLog) -> Resul
             // As every real data plane: the table comes compressed once
             // per version (the snapshot header decoder skips it either way).
             accepts_table_gzip: true,
+            // Heights too; the loop below skips them.
+            accepts_heights: true,
         })),
     };
     tx.send(hello).await.map_err(|e| e.to_string())?;

@@ -12,6 +12,7 @@ mod distribution;
 mod failover;
 mod ganache;
 mod health;
+mod heights;
 mod nack;
 mod sandbox;
 mod static_stability;
