@@ -15,7 +15,9 @@ use std::time::Duration;
 use meridian_common::chain::ChainKind;
 use meridian_common::config::{ConfigError, load_toml, parse_toml};
 use meridian_common::settings::{Outer, with_flat_block};
-use meridian_common::snapshot::{NetworkPolicy, Role, valid_network_id, valid_upstream_id};
+use meridian_common::snapshot::{
+    CacheSettings, NetworkPolicy, Role, valid_network_id, valid_upstream_id,
+};
 use meridian_common::url::parse_node_url;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
@@ -114,6 +116,10 @@ pub struct NetworkConfig {
     /// also gives their defaults and checks.
     #[serde(skip)]
     pub policy: NetworkPolicy,
+    /// `[networks.cache]`: how answers of this network may be cached;
+    /// declared in `meridian_common::snapshot::CacheSettings`.
+    #[serde(default)]
+    pub cache: CacheSettings,
     /// The upstream nodes of this network (`[[networks.upstreams]]`).
     /// More can be added at runtime through the admin API.
     #[serde(default)]
@@ -622,6 +628,30 @@ weight = 1
             parse(&EXAMPLE.replace("max_lag_blocks = 10", "deny_methods = [\"debug_ *\"]"))
                 .unwrap_err();
         assert_eq!(pattern.field, "networks[0].deny_methods", "{pattern}");
+    }
+
+    #[test]
+    fn the_cache_table_is_read_and_checked() {
+        let with = |cache: &str| {
+            parse(&EXAMPLE.replace(
+                "[[networks.upstreams]]",
+                &format!("[networks.cache]\n{cache}\n\n[[networks.upstreams]]"),
+            ))
+        };
+        let n = &with("finality_depth = 12").unwrap().networks[0];
+        assert_eq!(n.cache.finality_depth, 12);
+        assert_eq!(
+            parse(EXAMPLE).unwrap().networks[0].cache,
+            CacheSettings::default()
+        );
+        let typo = with("finality_dept = 12").unwrap_err();
+        assert!(
+            typo.message.contains("unknown field `finality_dept`"),
+            "{typo}"
+        );
+        let wrong = with("finality_depth = \"deep\"").unwrap_err();
+        assert_eq!(wrong.field, "networks[0].cache.finality_depth", "{wrong}");
+        assert_eq!(wrong.line, Some(16), "{wrong}");
     }
 
     #[test]

@@ -691,7 +691,8 @@ async fn heights_follow_the_chain_without_a_new_snapshot() {
                 routed = (u.state() == S::Healthy).then_some(u);
             }
             M::Heights(h) => {
-                assert_eq!(heights_of(&h), [("eth-local", 100, 0)]);
+                // No node reports finality: 100 - 64 (EVM's depth).
+                assert_eq!(heights_of(&h), [("eth-local", 100, 36)]);
                 seen_100 = true;
             }
         }
@@ -702,8 +703,8 @@ async fn heights_follow_the_chain_without_a_new_snapshot() {
     a.set_height(105);
     loop {
         match stream.next_message().await {
-            M::Heights(h) if heights_of(&h) == [("eth-local", 105, 0)] => break,
-            M::Heights(h) => assert_eq!(heights_of(&h), [("eth-local", 100, 0)]),
+            M::Heights(h) if heights_of(&h) == [("eth-local", 105, 41)] => break,
+            M::Heights(h) => assert_eq!(heights_of(&h), [("eth-local", 100, 36)]),
             // A snapshot now must have another reason than the height: a
             // state change or a score step (latency on a loaded machine).
             M::Snapshot(s) => {
@@ -720,6 +721,99 @@ async fn heights_follow_the_chain_without_a_new_snapshot() {
     assert!(
         metrics.contains("meridian_heights_sent_total "),
         "{metrics}"
+    );
+    plane.shutdown().await;
+}
+
+/// Reads the stream (ACKing snapshots) until Heights say `want` is
+/// finalized; the finalized heights seen before.
+async fn finalized_until(stream: &mut Stream, want: u64) -> Vec<u64> {
+    use proto::control_plane_message::Message as M;
+    let mut seen = Vec::new();
+    loop {
+        match stream.next_message().await {
+            M::Heights(h) if h.networks[0].finalized == want => return seen,
+            M::Heights(h) => seen.push(h.networks[0].finalized),
+            M::Snapshot(s) => stream.ack(&s).await,
+        }
+    }
+}
+
+/// Finality: the lower median of what the nodes report reaches the data
+/// planes in Heights, and never goes backwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_finalized_height_is_the_nodes_median_and_never_goes_back() {
+    use std::sync::atomic::Ordering::SeqCst;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        MockNode::start(100, 1).await,
+        MockNode::start(100, 1).await,
+        MockNode::start(100, 1).await,
+    );
+    // A liar far above the others cannot lift the median.
+    for (node, finalized) in [(&a, 60), (&b, 70), (&c, 99)] {
+        node.finalized.store(finalized, SeqCst);
+    }
+    let plane = ControlPlane::start(config(&config_text(
+        dir.path(),
+        None,
+        &[("a", &a, "eu"), ("b", &b, "eu"), ("c", &c, "eu")],
+    )))
+    .await
+    .unwrap();
+    let mut stream = Stream::open_hello(
+        &plane,
+        proto::Hello {
+            dataplane_id: "eu-1".into(),
+            region: "eu".into(),
+            accepts_heights: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let before = finalized_until(&mut stream, 70).await;
+    assert!(before.iter().all(|f| *f <= 70), "{before:?}");
+    // Two nodes drop (say, restarted on a fresh database): the median
+    // falls to 20, which is ignored; then all move past 70.
+    let probes_of_b = || async {
+        let (_, metrics) = http_get(plane.http_addr(), "/metrics").await;
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(
+                    "meridian_probes_total{network=\"eth-local\",upstream=\"b\",result=\"ok\"} ",
+                )
+            })
+            .map(str::to_owned);
+        (
+            line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok()),
+            metrics,
+        )
+    };
+    a.finalized.store(10, SeqCst);
+    b.finalized.store(20, SeqCst);
+    let (from, _) = probes_of_b().await;
+    let from = from.unwrap();
+    // Two more probes of b: at least one whole round saw 10 and 20.
+    let metrics = eventually("two more rounds", || async {
+        match probes_of_b().await {
+            (Some(n), metrics) if n >= from + 2 => Some(metrics),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(
+        metrics.contains("meridian_network_finalized_height{network=\"eth-local\"} 70\n"),
+        "{metrics}"
+    );
+    for node in [&a, &b, &c] {
+        node.finalized.store(80, SeqCst);
+    }
+    let between = finalized_until(&mut stream, 80).await;
+    assert!(
+        between.iter().all(|f| *f == 70),
+        "what was final stayed final: {between:?}"
     );
     plane.shutdown().await;
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use meridian_common::settings::markdown_table;
-use meridian_common::snapshot::NetworkPolicy;
+use meridian_common::snapshot::{CacheSettings, NetworkPolicy};
 use meridian_control_plane::config::ControlConfig;
 
 fn repo_file(name: &str) -> String {
@@ -21,6 +21,31 @@ fn the_readme_policy_table_is_the_declared_one() {
         "README.md must carry the policy table as declared in \
          common/src/snapshot/policy.rs; paste this:\n\n{table}"
     );
+}
+
+#[test]
+fn the_readme_cache_table_is_the_declared_one() {
+    let table = markdown_table(&CacheSettings::reference());
+    assert!(
+        repo_file("README.md").contains(&table),
+        "README.md must carry the [networks.cache] table as declared in \
+         common/src/snapshot/policy.rs; paste this:\n\n{table}"
+    );
+}
+
+#[test]
+fn the_example_config_sets_every_cache_field() {
+    let text = repo_file("deploy/config/control.example.toml");
+    let cache = text
+        .split("[networks.cache]")
+        .nth(1)
+        .expect("control.example.toml has a [networks.cache] table");
+    for field in CacheSettings::FIELDS {
+        assert!(
+            cache.lines().any(|l| l.starts_with(&format!("{field} = "))),
+            "control.example.toml's [networks.cache] does not show `{field}`"
+        );
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod support;
 use std::process::Command;
 
 use meridian_common::proto::UpstreamState as S;
-use meridian_common::snapshot::NetworkPolicy;
+use meridian_common::snapshot::{CacheSettings, NetworkPolicy};
 use meridian_control_plane::app::ControlPlane;
 use serde_json::{Value, json};
 use support::*;
@@ -288,7 +288,7 @@ async fn snapshot_json_has_a_stable_shape() {
     let n = &networks[0];
     assert_eq!(
         keys(n),
-        ["chain", "id", "leader_url", "policy", "upstreams"]
+        ["cache", "chain", "id", "leader_url", "policy", "upstreams"]
     );
     assert_eq!(
         (&n["id"], &n["chain"], &n["leader_url"]),
@@ -300,6 +300,10 @@ async fn snapshot_json_has_a_stable_shape() {
     assert_eq!(keys(p), fields, "every policy field, by its TOML name");
     let defaults = serde_json::to_value(NetworkPolicy::default()).unwrap();
     assert_eq!(p, &defaults, "the effective policy, defaults filled in");
+    assert_eq!(
+        n["cache"],
+        serde_json::to_value(CacheSettings::default()).unwrap()
+    );
     let upstreams = n["upstreams"].as_array().unwrap();
     assert_eq!(upstreams.len(), 1);
     assert_upstream(&upstreams[0], &[]);

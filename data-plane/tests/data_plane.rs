@@ -221,6 +221,7 @@ fn snapshot(seq: u64, upstreams: Vec<proto::Upstream>, leader: Option<&str>) -> 
                 max_body_bytes: 4096,
                 ..Default::default()
             }),
+            cache: None,
         }],
         generated_at_unix_ms: meridian_common::time::unix_ms(),
     };

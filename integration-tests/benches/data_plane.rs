@@ -61,6 +61,7 @@ fn model(n: usize) -> Model {
             leader_url: Some("http://127.0.0.1:8549/".into()),
             upstreams,
             policy: NetworkPolicy::default(),
+            cache: Default::default(),
         }],
         generated_at_unix_ms: 1,
     }

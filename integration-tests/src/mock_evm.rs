@@ -38,6 +38,10 @@ pub const MOCK_BALANCE: &str = "0xde0b6b3a7640000";
 /// The method probes use to read the head height.
 const HEAD_METHOD: &str = "eth_blockNumber";
 
+/// What `requests` counts `eth_getBlockByNumber("finalized")` under: the
+/// control plane's finality probe, apart from clients' block reads.
+pub const FINALIZED_PROBE: &str = "eth_getBlockByNumber(finalized)";
+
 /// The method name counted for bodies that are not JSON-RPC at all.
 pub const INVALID_BODY: &str = "<invalid>";
 
@@ -73,6 +77,8 @@ pub struct MockStartError {
 struct Shared {
     height: AtomicU64,
     chain_id: AtomicU64,
+    /// Answered to `eth_getBlockByNumber("finalized")`; 0: `null`.
+    finalized: AtomicU64,
     tx_count: AtomicU64,
     total: AtomicU64,
     fault: Mutex<Fault>,
@@ -151,6 +157,7 @@ impl MockEvmNode {
         let shared = Arc::new(Shared {
             height: AtomicU64::new(height),
             chain_id: AtomicU64::new(chain_id),
+            finalized: AtomicU64::new(0),
             tx_count: AtomicU64::new(0),
             total: AtomicU64::new(0),
             fault: Mutex::new(Fault::None),
@@ -213,6 +220,12 @@ impl MockEvmNode {
     }
 
     /// Sets the id `eth_chainId` (and `net_version`) report.
+    /// The block `eth_getBlockByNumber("finalized")` answers (0: `null`,
+    /// as a chain without a finalized block yet).
+    pub fn set_finalized(&self, height: u64) {
+        self.shared.finalized.store(height, Ordering::SeqCst);
+    }
+
     pub fn set_chain_id(&self, chain_id: u64) {
         self.shared.chain_id.store(chain_id, Ordering::SeqCst);
     }
@@ -251,9 +264,10 @@ impl MockEvmNode {
             .sum()
     }
 
-    /// Client traffic: every call except the probes' `eth_blockNumber` and `eth_chainId`.
+    /// Client traffic: every call except the probes' `eth_blockNumber`,
+    /// `eth_chainId` and `eth_getBlockByNumber("finalized")`.
     pub fn client_requests(&self) -> u64 {
-        self.requests_except(&["eth_blockNumber", "eth_chainId"])
+        self.requests_except(&["eth_blockNumber", "eth_chainId", FINALIZED_PROBE])
     }
 
     /// HTTP requests received so far (whatever their body).
@@ -353,6 +367,8 @@ struct Call<'a> {
     id: Option<&'a RawValue>,
     #[serde(default)]
     method: Option<String>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
 }
 
 async fn handle(
@@ -407,6 +423,18 @@ fn answer_call(call: &Call<'_>, shared: &Shared) -> String {
             r#"{{"jsonrpc":"2.0","id":{id},"result":{}}}"#,
             quantity(height)
         );
+    }
+    if method == "eth_getBlockByNumber"
+        && call
+            .params
+            .is_some_and(|p| p.get().replace(' ', "").starts_with(r#"["finalized""#))
+    {
+        shared.count(FINALIZED_PROBE);
+        let result = match shared.finalized.load(Ordering::SeqCst) {
+            0 => "null".to_owned(),
+            n => format!(r#"{{"number":{},"hash":"0x{n:064x}"}}"#, quantity(n)),
+        };
+        return format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
     }
     shared.count(if method.is_empty() {
         INVALID_BODY

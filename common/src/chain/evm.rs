@@ -23,6 +23,16 @@ const CHAIN_ID: ProbeCall = ProbeCall {
     body: r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#,
 };
 
+const FINALIZED: ProbeCall = ProbeCall {
+    method: "eth_getBlockByNumber",
+    body: r#"{"jsonrpc":"2.0","id":1,"method":"eth_getBlockByNumber","params":["finalized",false]}"#,
+};
+
+/// Two epochs of 32 slots: Ethereum's proof of stake finalizes a block
+/// about that far behind the head, and chains without the `finalized` tag
+/// get a margin of the same order.
+const FINALITY_DEPTH: u64 = 64;
+
 /// Methods that change chain state.
 const WRITES: [&str; 2] = ["eth_sendRawTransaction", "eth_sendTransaction"];
 
@@ -145,6 +155,29 @@ impl Chain for Evm {
         parse_quantity(result).map(|id| id.to_string())
     }
 
+    fn finalized_call(&self) -> Option<ProbeCall> {
+        Some(FINALIZED)
+    }
+
+    fn parse_finalized(&self, result: &Value) -> Result<Option<u64>, ProbeAnswerError> {
+        // `null` when the chain has no finalized block yet; a block object
+        // otherwise, whose `number` is a quantity.
+        match result {
+            Value::Null => Ok(None),
+            Value::Object(block) => match block.get("number") {
+                Some(number) => parse_quantity(number).map(Some),
+                None => Err(ProbeAnswerError("block without a number".into())),
+            },
+            other => Err(ProbeAnswerError(format!(
+                "expected a block or null, got {other}"
+            ))),
+        }
+    }
+
+    fn default_finality_depth(&self) -> u64 {
+        FINALITY_DEPTH
+    }
+
     fn method_class(&self, method: &str) -> MethodClass {
         if WRITES.contains(&method) {
             MethodClass::Write
@@ -202,6 +235,21 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn parses_the_finalized_block() {
+        assert_eq!(
+            Evm.parse_finalized(&json!({"number": "0x64", "hash": "0xab"})),
+            Ok(Some(100))
+        );
+        assert_eq!(Evm.parse_finalized(&json!(null)), Ok(None));
+        assert!(Evm.parse_finalized(&json!({"hash": "0xab"})).is_err());
+        assert!(Evm.parse_finalized(&json!({"number": 100})).is_err());
+        assert!(Evm.parse_finalized(&json!("0x64")).is_err());
+        let call = Evm.finalized_call().unwrap();
+        let body: Value = serde_json::from_str(call.body).unwrap();
+        assert_eq!(body["params"], json!(["finalized", false]));
+    }
 
     #[test]
     fn parses_heights() {

@@ -113,6 +113,19 @@ pub trait Chain: Send + Sync + 'static {
     /// [`Chain::chain_id_call`], comparable across nodes.
     fn parse_chain_id(&self, result: &Value) -> Result<String, ProbeAnswerError>;
 
+    /// The call that asks a node for the highest block its chain will not
+    /// reorganise, if the chain has one.
+    fn finalized_call(&self) -> Option<ProbeCall>;
+
+    /// The finalized height in the `result` of [`Chain::finalized_call`];
+    /// `None` when the node has none to report (e.g. an EVM chain without
+    /// the `finalized` tag's block yet).
+    fn parse_finalized(&self, result: &Value) -> Result<Option<u64>, ProbeAnswerError>;
+
+    /// Blocks below the head taken as final when no node reports a
+    /// finalized height (a network's `finality_depth` defaults to it).
+    fn default_finality_depth(&self) -> u64;
+
     /// How the request path treats `method`.
     fn method_class(&self, method: &str) -> MethodClass;
 

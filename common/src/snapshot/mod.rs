@@ -16,8 +16,8 @@ mod wire;
 
 pub use hash::content_hash;
 pub use model::{
-    Network, NetworkPolicy, Role, RoutingTable, Upstream, UpstreamState, ValidationError,
-    valid_network_id, valid_upstream_id,
+    CacheSettings, Network, NetworkPolicy, Role, RoutingTable, Upstream, UpstreamState,
+    ValidationError, valid_network_id, valid_upstream_id,
 };
 pub use payload::{PayloadError, gzip_table, inflate_table};
 pub use version::Version;

@@ -4,7 +4,7 @@
 //! through [`crate::snapshot::decode_table`] has unique ids, parseable URLs and
 //! known chain kinds, so request code never re-checks them.
 
-pub use super::policy::NetworkPolicy;
+pub use super::policy::{CacheSettings, NetworkPolicy};
 use crate::chain::ChainKind;
 
 /// The full routing state of one snapshot.
@@ -32,6 +32,7 @@ pub struct Network {
     /// Sorted by id.
     pub upstreams: Vec<Upstream>,
     pub policy: NetworkPolicy,
+    pub cache: CacheSettings,
 }
 
 /// The control plane's verdict on an upstream.

@@ -1,5 +1,6 @@
-//! The request policy of a network: limits, method policy, retries,
-//! hedging, routing, ejection and admission, which data planes enforce.
+//! The settings blocks of a network: the request policy (limits, method
+//! policy, retries, hedging, routing, ejection and admission, which data
+//! planes enforce) and the cache settings.
 //!
 //! Declared once (see [`crate::settings`]): this is the model both planes
 //! use, its keys in each `[[networks]]` table of the control plane's TOML,
@@ -50,6 +51,26 @@ settings! {
         max_queue: u32 = 1_024, Positive;
         /// Longest a request waits in the queue, in milliseconds.
         max_queue_wait_ms: u32 = 1_000, Positive;
+    }
+}
+
+settings! {
+    /// How answers of one network may be cached (`[networks.cache]`).
+    pub struct CacheSettings: proto::CacheSettings {
+        /// Blocks below the head taken as final when no upstream reports a
+        /// finalized height (0: the chain kind's default, EVM 64). The
+        /// network's finalized height is on `/metrics` of both planes.
+        finality_depth: u64 = 0, Any;
+    }
+}
+
+impl CacheSettings {
+    /// `finality_depth` with the chain kind's default filled in.
+    pub fn finality_depth_for(&self, chain: &dyn crate::chain::Chain) -> u64 {
+        match self.finality_depth {
+            0 => chain.default_finality_depth(),
+            depth => depth,
+        }
     }
 }
 

@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 
 use super::model::{
-    Network, NetworkPolicy, Role, RoutingTable, Upstream, UpstreamState, ValidationError,
-    valid_network_id, valid_upstream_id,
+    CacheSettings, Network, NetworkPolicy, Role, RoutingTable, Upstream, UpstreamState,
+    ValidationError, valid_network_id, valid_upstream_id,
 };
 use crate::chain::ChainKind;
 use crate::proto;
@@ -28,6 +28,7 @@ fn encode_network(n: &Network) -> proto::Network {
         leader_url: n.leader_url.clone().unwrap_or_default(),
         upstreams: n.upstreams.iter().map(encode_upstream).collect(),
         policy: Some(n.policy.encode()),
+        cache: Some(n.cache.encode()),
     }
 }
 
@@ -115,6 +116,12 @@ fn decode_network(n: proto::Network) -> Result<Network, ValidationError> {
             what,
         }
     })?;
+    let cache = CacheSettings::decode(n.cache.unwrap_or_default()).map_err(|what| {
+        ValidationError::BadPolicy {
+            network: n.id.clone(),
+            what: format!("cache: {what}"),
+        }
+    })?;
     let mut seen = HashSet::with_capacity(n.upstreams.len());
     let mut upstreams = Vec::with_capacity(n.upstreams.len());
     for u in n.upstreams {
@@ -132,6 +139,7 @@ fn decode_network(n: proto::Network) -> Result<Network, ValidationError> {
         leader_url,
         upstreams,
         policy,
+        cache,
     })
 }
 
@@ -213,6 +221,7 @@ mod tests {
                     reason: String::new(),
                 }],
                 policy: NetworkPolicy::default(),
+                cache: CacheSettings::default(),
             }],
             generated_at_unix_ms: 1,
         }

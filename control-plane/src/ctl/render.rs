@@ -1,7 +1,7 @@
 //! Tables for people, JSON for scripts.
 
 use meridian_common::proto;
-use meridian_common::snapshot::NetworkPolicy;
+use meridian_common::snapshot::{CacheSettings, NetworkPolicy};
 use serde_json::{Value, json};
 
 /// Columns padded to their widest cell, two spaces apart.
@@ -236,11 +236,13 @@ pub fn dataplanes(json: bool, list: &[proto::DataPlaneStatus], now_ms: u64) -> S
     )
 }
 
-/// The policy as data planes apply it (defaults filled in), every field;
-/// a policy data planes would refuse shows why instead.
-fn policy_json(wire: Option<proto::NetworkPolicy>) -> Value {
-    match NetworkPolicy::decode(wire.unwrap_or_default()) {
-        Ok(p) => serde_json::to_value(p).unwrap_or_else(|e| json!({ "error": e.to_string() })),
+/// A settings block as data planes apply it (defaults filled in), every
+/// field; a block data planes would refuse shows why instead.
+fn block_json<T: serde::Serialize>(decoded: Result<T, String>) -> Value {
+    match decoded {
+        Ok(block) => {
+            serde_json::to_value(block).unwrap_or_else(|e| json!({ "error": e.to_string() }))
+        }
         Err(e) => json!({ "error": e }),
     }
 }
@@ -258,7 +260,8 @@ pub fn snapshot(json: bool, s: &proto::Snapshot) -> String {
                     "id": n.id,
                     "chain": n.chain,
                     "leader_url": n.leader_url,
-                    "policy": policy_json(n.policy.clone()),
+                    "policy": block_json(NetworkPolicy::decode(n.policy.clone().unwrap_or_default())),
+                    "cache": block_json(CacheSettings::decode(n.cache.unwrap_or_default())),
                     "upstreams": n.upstreams.iter().map(|u| Value::Object(upstream_json(u))).collect::<Vec<_>>(),
                 })
             })

@@ -5,6 +5,13 @@
 //! heights of upstreams that answered on the right chain: a node of another
 //! chain must neither pass nor make every honest node look behind.
 //!
+//! The finalized height is the lower median of the finalized heights the
+//! leader and those upstreams report (each at most its own head, else it
+//! is ignored), so a single node cannot push it up while two others report
+//! lower (with two reporting it is the lower one); when none reports one,
+//! it is the reference height minus the network's finality depth. It never
+//! exceeds the reference height.
+//!
 //! The expected chain id is the configured one; else the leader's answer;
 //! else the one learned earlier; else a strict majority of the answering
 //! upstreams (a tie decides nothing, so no one is quarantined on a coin flip).
@@ -26,6 +33,9 @@ pub struct Round<'a> {
     pub upstreams: &'a [ProbeOutcome],
     /// Lag above which an upstream is lagging.
     pub max_lag: u64,
+    /// Blocks below the reference height taken as final when no node
+    /// reports a finalized height.
+    pub finality_depth: u64,
 }
 
 /// What a round says.
@@ -33,6 +43,8 @@ pub struct Round<'a> {
 pub struct Verdict {
     /// Highest trustworthy height seen this round; `None` if nobody answered.
     pub reference_height: Option<u64>,
+    /// The network's finalized height by this round; `None` if unknown.
+    pub finalized_height: Option<u64>,
     /// The chain id upstreams are held to; `None` while unknown.
     pub expected_chain_id: Option<String>,
     /// Parallel to [`Round::upstreams`]: the observation and the lag.
@@ -59,6 +71,25 @@ pub fn judge(round: Round<'_>) -> Verdict {
         .map(|a| a.height)
         .max();
     let reference_height = leader_height.max(best_upstream);
+    let mut reported: Vec<u64> = leader
+        .into_iter()
+        .chain(
+            round
+                .upstreams
+                .iter()
+                .filter_map(|o| o.result.as_ref().ok()),
+        )
+        .filter(|a| on_chain(&a.chain_id))
+        .filter_map(|a| a.finalized.filter(|f| *f <= a.height))
+        .collect();
+    reported.sort_unstable();
+    let finalized_height = match reported.get(reported.len().saturating_sub(1) / 2) {
+        Some(median) => Some(*median),
+        None => reference_height
+            .and_then(|h| h.checked_sub(round.finality_depth))
+            .filter(|f| *f > 0),
+    }
+    .map(|f| reference_height.map_or(f, |h| f.min(h)));
 
     let observations = round
         .upstreams
@@ -93,6 +124,7 @@ pub fn judge(round: Round<'_>) -> Verdict {
 
     Verdict {
         reference_height,
+        finalized_height,
         expected_chain_id: expected,
         observations,
     }
@@ -125,8 +157,53 @@ mod tests {
             result: Ok(ProbeAnswer {
                 height,
                 chain_id: chain_id.into(),
+                finalized: None,
             }),
         }
+    }
+
+    fn finalized(height: u64, finalized: u64) -> ProbeOutcome {
+        ProbeOutcome {
+            latency: Duration::from_millis(1),
+            result: Ok(ProbeAnswer {
+                height,
+                chain_id: "1".into(),
+                finalized: Some(finalized),
+            }),
+        }
+    }
+
+    #[test]
+    fn finalized_is_the_lower_median_of_reports_else_head_minus_depth() {
+        let three = [finalized(100, 60), finalized(100, 70), finalized(100, 99)];
+        assert_eq!(judge(round(None, &three)).finalized_height, Some(70));
+        let two = [finalized(100, 60), finalized(100, 90)];
+        assert_eq!(judge(round(None, &two)).finalized_height, Some(60));
+        // Above its own head: nonsense, ignored.
+        let liar = [finalized(100, 500), ok(100, "1")];
+        assert_eq!(judge(round(None, &liar)).finalized_height, Some(100 - 64));
+        // Another chain's node does not vote.
+        let other = [
+            finalized(100, 80),
+            ProbeOutcome {
+                latency: Duration::from_millis(1),
+                result: Ok(ProbeAnswer {
+                    height: 100,
+                    chain_id: "5".into(),
+                    finalized: Some(99),
+                }),
+            },
+        ];
+        let mut r = round(None, &other);
+        r.configured_chain_id = Some("1");
+        assert_eq!(judge(r).finalized_height, Some(80));
+        // No report: reference height minus the depth; unknown below it.
+        assert_eq!(
+            judge(round(None, &[ok(100, "1")])).finalized_height,
+            Some(36)
+        );
+        assert_eq!(judge(round(None, &[ok(64, "1")])).finalized_height, None);
+        assert_eq!(judge(round(None, &[err("down")])).finalized_height, None);
     }
 
     fn err(why: &str) -> ProbeOutcome {
@@ -143,6 +220,7 @@ mod tests {
             leader,
             upstreams: ups,
             max_lag: 10,
+            finality_depth: 64,
         }
     }
 

@@ -1,4 +1,5 @@
-//! One probe of one node: its head height and chain id, with latency.
+//! One probe of one node: its head height, chain id and (where the chain
+//! has one) finalized height, with latency.
 //!
 //! Both calls come from the network's chain module (`ChainKind::chain()`),
 //! so nothing here knows about EVM. Each call has a bounded deadline and a
@@ -24,6 +25,10 @@ pub struct ProbeAnswer {
     pub height: u64,
     /// Canonical chain id (from the chain module).
     pub chain_id: String,
+    /// Finalized height, if the node reports one. A node that cannot (an
+    /// error, a tag it does not know, a malformed answer) still passes:
+    /// finality is optional, the network then falls back to its depth.
+    pub finalized: Option<u64>,
 }
 
 /// The result of one probe.
@@ -35,8 +40,8 @@ pub struct ProbeOutcome {
     pub result: Result<ProbeAnswer, String>,
 }
 
-/// Probes `url` with the head and chain-id calls of `chain`, each bounded by
-/// `timeout`. Both calls run concurrently.
+/// Probes `url` with the head, chain-id and finalized calls of `chain`, each
+/// bounded by `timeout`. The calls run concurrently.
 pub async fn probe(
     client: &NodeClient,
     chain: &'static dyn Chain,
@@ -49,7 +54,21 @@ pub async fn probe(
         (r, started.elapsed())
     };
     let chain_id = call(client, url, chain.chain_id_call(), timeout);
-    let ((head, latency), chain_id) = tokio::join!(head, chain_id);
+    let finalized = async {
+        let c = chain.finalized_call()?;
+        match call(client, url, c, timeout).await.and_then(|v| {
+            chain
+                .parse_finalized(&v)
+                .map_err(|e| format!("malformed finalized block: {e}"))
+        }) {
+            Ok(height) => height,
+            Err(why) => {
+                tracing::debug!(error = %why, "no finalized height");
+                None
+            }
+        }
+    };
+    let ((head, latency), chain_id, finalized) = tokio::join!(head, chain_id, finalized);
     let result = head
         .and_then(|v| {
             chain
@@ -61,7 +80,11 @@ pub async fn probe(
             let chain_id = chain
                 .parse_chain_id(&id)
                 .map_err(|e| format!("malformed chain id: {e}"))?;
-            Ok(ProbeAnswer { height, chain_id })
+            Ok(ProbeAnswer {
+                height,
+                chain_id,
+                finalized,
+            })
         });
     ProbeOutcome { latency, result }
 }

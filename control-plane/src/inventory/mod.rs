@@ -101,6 +101,8 @@ pub struct NetworkState {
     pub upstreams: BTreeMap<String, UpstreamEntry>,
     learned_chain_id: Option<String>,
     pub reference_height: Option<u64>,
+    /// The network's finalized height; only ever rises.
+    pub finalized_height: Option<u64>,
 }
 
 impl NetworkState {
@@ -176,6 +178,7 @@ impl Inventory {
                         upstreams: BTreeMap::new(),
                         learned_chain_id: None,
                         reference_height: None,
+                        finalized_height: None,
                     },
                 );
             }
@@ -316,8 +319,23 @@ impl Inventory {
             leader,
             upstreams: &outcomes,
             max_lag: n.config.max_lag_blocks,
+            finality_depth: n.config.cache.finality_depth_for(n.config.chain.chain()),
         });
         n.reference_height = verdict.reference_height.or(n.reference_height);
+        match (verdict.finalized_height, n.finalized_height) {
+            (Some(new), Some(held)) if new < held => {
+                // A node reset, or a lower median after a node left: what
+                // was final stays final.
+                tracing::warn!(
+                    network,
+                    finalized = new,
+                    held,
+                    "ignoring a finalized height that would go backwards"
+                );
+            }
+            (Some(new), _) => n.finalized_height = Some(new),
+            (None, _) => {}
+        }
         if n.config.chain_id.is_none()
             && verdict.expected_chain_id.is_some()
             && n.learned_chain_id != verdict.expected_chain_id
@@ -542,6 +560,16 @@ impl Inventory {
         for (nid, n) in networks.iter() {
             if let Some(h) = n.reference_height {
                 out.sample("meridian_network_reference_height", &[("network", nid)], h);
+            }
+        }
+        out.family(
+            "meridian_network_finalized_height",
+            "gauge",
+            "Finalized height of the network (reported by its nodes, else reference height minus finality_depth).",
+        );
+        for (nid, n) in networks.iter() {
+            if let Some(h) = n.finalized_height {
+                out.sample("meridian_network_finalized_height", &[("network", nid)], h);
             }
         }
     }

@@ -40,6 +40,7 @@ pub fn build(networks: &BTreeMap<String, NetworkState>, generated_at_unix_ms: u6
                     })
                     .collect(),
                 policy: n.config.policy(),
+                cache: n.config.cache.clone(),
             })
             .collect(),
         generated_at_unix_ms,

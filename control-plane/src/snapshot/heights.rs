@@ -95,9 +95,8 @@ fn build(networks: &BTreeMap<String, NetworkState>) -> proto::Heights {
                 Some(proto::NetworkHeights {
                     network: id.clone(),
                     head,
-                    // Not learned yet: finality probes come with the cache
-                    // (issue 9 §2); 0 is "unknown" on the wire.
-                    finalized: 0,
+                    // 0 is "unknown" on the wire.
+                    finalized: n.finalized_height.unwrap_or(0),
                 })
             })
             .collect(),

@@ -220,6 +220,7 @@ url = "http://127.0.0.1:1"
                     result: Ok(ProbeAnswer {
                         height,
                         chain_id: "1".into(),
+                        finalized: None,
                     }),
                 },
             })

@@ -33,6 +33,8 @@ pub struct MockNode {
     pub addr: SocketAddr,
     pub height: Arc<AtomicU64>,
     pub chain_id: Arc<AtomicU64>,
+    /// Answered to `eth_getBlockByNumber("finalized")`; 0: `null`.
+    pub finalized: Arc<AtomicU64>,
     pub failing: Arc<AtomicBool>,
     /// While true, requests are read but not answered: a probe of this
     /// node can neither pass nor fail (with a probe timeout longer than the
@@ -47,6 +49,7 @@ impl MockNode {
             addr: listener.local_addr().unwrap(),
             height: Arc::new(AtomicU64::new(height)),
             chain_id: Arc::new(AtomicU64::new(chain_id)),
+            finalized: Arc::new(AtomicU64::new(0)),
             failing: Arc::new(AtomicBool::new(false)),
             held: Arc::new(watch::Sender::new(false)),
         };
@@ -110,6 +113,12 @@ impl MockNode {
         let result = match request["method"].as_str() {
             Some("eth_blockNumber") => json!(format!("{:#x}", self.height.load(Ordering::SeqCst))),
             Some("eth_chainId") => json!(format!("{:#x}", self.chain_id.load(Ordering::SeqCst))),
+            Some("eth_getBlockByNumber") if request["params"][0] == "finalized" => {
+                match self.finalized.load(Ordering::SeqCst) {
+                    0 => Value::Null,
+                    n => json!({"number": format!("{n:#x}")}),
+                }
+            }
             _ => Value::Null,
         };
         let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": result});

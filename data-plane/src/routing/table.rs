@@ -313,6 +313,7 @@ pub(crate) mod tests {
                 leader_url: leader.map(str::to_owned),
                 upstreams,
                 policy: NetworkPolicy::default(),
+                cache: Default::default(),
             }],
             generated_at_unix_ms: 1,
         }

@@ -123,6 +123,7 @@ pub fn snapshot(
             leader_url: leader.unwrap_or_default().into(),
             upstreams,
             policy: Some(policy),
+            cache: None,
         }],
         generated_at_unix_ms: meridian_common::time::unix_ms(),
     };

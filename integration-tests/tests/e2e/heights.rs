@@ -79,6 +79,18 @@ async fn a_read_just_past_the_archive_window_of_a_moving_head_goes_to_archive() 
 
     leader.set_height(1020);
     eventually("the heights say 1020", SETTLE, || head_is(1020)).await;
+    // No node reports a finalized block: 1020 minus EVM's depth of 64.
+    let finalized = format!("meridian_network_finalized_height{{network=\"{NET}\"}} 956\n");
+    eventually("the data plane knows 956 is final", SETTLE, || {
+        let (client, metrics, finalized) = (client.clone(), metrics.clone(), finalized.clone());
+        async move {
+            client
+                .get(&metrics)
+                .await
+                .is_ok_and(|m| m.text().contains(&finalized))
+        }
+    })
+    .await;
     let snapshot = admin
         .get_snapshot(GetSnapshotRequest {})
         .await
