@@ -82,6 +82,26 @@ pub enum BlockRef {
     Finalized,
 }
 
+/// Whether and how an answer may be cached, by the call that asked it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheClass {
+    /// Never changes for a network (EVM `eth_chainId`): kept until evicted.
+    Static,
+    /// Follows the head (EVM `eth_blockNumber`, reads at `latest`): kept
+    /// for the network's head TTL only.
+    Head,
+    /// Names a block by number: immutable once the block is at or below
+    /// the network's finalized height; above it, as [`CacheClass::Head`].
+    AtHeight(u64),
+    /// Names a block or transaction by hash: immutable when the answer's
+    /// own block number ([`Chain::answer_block`]) is at or below the
+    /// finalized height; otherwise as [`CacheClass::Head`].
+    ByHash,
+    /// Never cached: writes, `pending`, filters, subscriptions, answers
+    /// that differ between nodes, anything unknown.
+    Never,
+}
+
 /// A JSON-RPC call a probe sends to a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeCall {
@@ -125,6 +145,18 @@ pub trait Chain: Send + Sync + 'static {
     /// Blocks below the head taken as final when no node reports a
     /// finalized height (a network's `finality_depth` defaults to it).
     fn default_finality_depth(&self) -> u64;
+
+    /// How an answer to `method` with `params` may be cached.
+    fn cache_class(&self, method: &str, params: Option<&RawValue>) -> CacheClass;
+
+    /// The block number an answer (a `result`) belongs to, for
+    /// [`CacheClass::ByHash`]; `None` when it names none (e.g. `null`).
+    fn answer_block(&self, result: &RawValue) -> Option<u64>;
+
+    /// `params` in a canonical form, so calls that mean the same share a
+    /// cache entry (the key is network, method and this); `None` when the
+    /// params cannot be read (the call is then not cached).
+    fn canonical_params(&self, method: &str, params: Option<&RawValue>) -> Option<String>;
 
     /// How the request path treats `method`.
     fn method_class(&self, method: &str) -> MethodClass;

@@ -1,13 +1,16 @@
 //! EVM chains: Ethereum execution JSON-RPC.
 //!
 //! Heights and chain ids are hex quantities (`"0x1b4"`); see
-//! `shared/CHAINS.md` for the facts this module relies on.
+//! `shared/CHAINS.md` for the facts this module relies on. The cache rules
+//! are in [`cache`].
 
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{BlockRef, Chain, ChainKind, MethodClass, ProbeAnswerError, ProbeCall};
+use super::{BlockRef, CacheClass, Chain, ChainKind, MethodClass, ProbeAnswerError, ProbeCall};
+
+mod cache;
 
 /// The EVM chain kind.
 #[derive(Debug, Clone, Copy, Default)]
@@ -176,6 +179,18 @@ impl Chain for Evm {
 
     fn default_finality_depth(&self) -> u64 {
         FINALITY_DEPTH
+    }
+
+    fn cache_class(&self, method: &str, params: Option<&RawValue>) -> CacheClass {
+        cache::class(method, params)
+    }
+
+    fn answer_block(&self, result: &RawValue) -> Option<u64> {
+        cache::answer_block(result)
+    }
+
+    fn canonical_params(&self, method: &str, params: Option<&RawValue>) -> Option<String> {
+        cache::canonical_params(method, params)
     }
 
     fn method_class(&self, method: &str) -> MethodClass {
