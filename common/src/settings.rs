@@ -34,6 +34,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess};
 /// One row of a block's reference table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldDoc {
+    /// The field's TOML key (its Rust name).
     pub name: &'static str,
     /// The default, as TOML.
     pub default: String,
@@ -43,6 +44,7 @@ pub struct FieldDoc {
 
 /// A check run on a field's value, from a TOML file and from the wire.
 pub trait Check<T> {
+    /// `Err` with a message for operators when `value` is not allowed.
     fn check(value: &T) -> Result<(), String>;
 }
 
@@ -91,7 +93,13 @@ impl Check<Vec<String>> for MethodPatterns {
 }
 
 /// How a field's type travels in its protobuf message.
+///
+/// Zero on the wire means the field's default, so a field whose default is
+/// not its type's zero must have a check that refuses zero (such as
+/// [`Positive`]), or TOML could accept a value the wire cannot carry; a
+/// bool that defaults to `true` needs `optional bool` in the proto.
 pub trait Wire<W>: Sized {
+    /// The value as its protobuf field holds it.
     fn to_wire(&self) -> W;
     /// `default` when the wire holds its zero value.
     fn from_wire(wire: W, default: Self) -> Self;
@@ -116,6 +124,7 @@ wire_as_is!(u32, u64, bool, Vec<String>, String);
 pub struct Checked<T, C>(PhantomData<(T, C)>);
 
 impl<T, C> Checked<T, C> {
+    /// The seed (it holds no data).
     pub fn new() -> Self {
         Checked(PhantomData)
     }
@@ -313,6 +322,7 @@ pub trait Block: Default {
 /// A struct deserialized by a derived `#[serde(remote = "Self")]`
 /// deserializer, which [`with_flat_block`] wraps.
 pub trait Outer<'de>: Sized {
+    /// The derived `#[serde(remote = "Self")]` deserializer.
     fn deserialize_outer<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
 }
 

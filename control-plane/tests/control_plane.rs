@@ -691,9 +691,13 @@ async fn heights_follow_the_chain_without_a_new_snapshot() {
                 routed = (u.state() == S::Healthy).then_some(u);
             }
             M::Heights(h) => {
-                // No node reports finality: 100 - 64 (EVM's depth).
-                assert_eq!(heights_of(&h), [("eth-local", 100, 36)]);
-                seen_100 = true;
+                // No node reports finality: 100 - 64 (EVM's depth), once
+                // a few rounds have shown none will.
+                match heights_of(&h).as_slice() {
+                    [("eth-local", 100, 36)] => seen_100 = true,
+                    [("eth-local", 100, 0)] => {}
+                    other => panic!("unexpected heights {other:?}"),
+                }
             }
         }
     }
@@ -704,6 +708,7 @@ async fn heights_follow_the_chain_without_a_new_snapshot() {
     loop {
         match stream.next_message().await {
             M::Heights(h) if heights_of(&h) == [("eth-local", 105, 41)] => break,
+            // Re-sent after a snapshot: unchanged.
             M::Heights(h) => assert_eq!(heights_of(&h), [("eth-local", 100, 36)]),
             // A snapshot now must have another reason than the height: a
             // state change or a score step (latency on a loaded machine).
@@ -718,10 +723,12 @@ async fn heights_follow_the_chain_without_a_new_snapshot() {
         }
     }
     let (_, metrics) = http_get(plane.http_addr(), "/metrics").await;
-    assert!(
-        metrics.contains("meridian_heights_sent_total "),
-        "{metrics}"
-    );
+    let sent: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("meridian_heights_sent_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no meridian_heights_sent_total in\n{metrics}"));
+    assert!(sent >= 2, "{sent} heights sent");
     plane.shutdown().await;
 }
 
@@ -776,33 +783,18 @@ async fn the_finalized_height_is_the_nodes_median_and_never_goes_back() {
     assert!(before.iter().all(|f| *f <= 70), "{before:?}");
     // Two nodes drop (say, restarted on a fresh database): the median
     // falls to 20, which is ignored; then all move past 70.
-    let probes_of_b = || async {
-        let (_, metrics) = http_get(plane.http_addr(), "/metrics").await;
-        let line = metrics
-            .lines()
-            .find(|l| {
-                l.starts_with(
-                    "meridian_probes_total{network=\"eth-local\",upstream=\"b\",result=\"ok\"} ",
-                )
-            })
-            .map(str::to_owned);
-        (
-            line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok()),
-            metrics,
-        )
-    };
     a.finalized.store(10, SeqCst);
     b.finalized.store(20, SeqCst);
-    let (from, _) = probes_of_b().await;
-    let from = from.unwrap();
-    // Two more probes of b: at least one whole round saw 10 and 20.
-    let metrics = eventually("two more rounds", || async {
-        match probes_of_b().await {
-            (Some(n), metrics) if n >= from + 2 => Some(metrics),
-            _ => None,
-        }
+    let from = [&a, &b].map(|n| n.finalized_calls.load(SeqCst));
+    // Two more answered calls to each: at least one whole round saw 10
+    // and 20 (a call in flight at the store may still have said 60 or 70).
+    eventually("two more rounds", || async {
+        (a.finalized_calls.load(SeqCst) >= from[0] + 2
+            && b.finalized_calls.load(SeqCst) >= from[1] + 2)
+            .then_some(())
     })
     .await;
+    let (_, metrics) = http_get(plane.http_addr(), "/metrics").await;
     assert!(
         metrics.contains("meridian_network_finalized_height{network=\"eth-local\"} 70\n"),
         "{metrics}"

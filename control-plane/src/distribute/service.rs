@@ -177,6 +177,11 @@ impl SnapshotStreams {
                     break "outbound closed";
                 }
                 self.pushes.fetch_add(1, Ordering::Relaxed);
+                // Heights follow every snapshot: the data plane ignored
+                // those of networks its table did not have yet.
+                if wants_heights {
+                    latest_heights = heights.borrow_and_update().clone();
+                }
             }
             if wants_heights && let Some(h) = latest_heights.take() {
                 if tx

@@ -7,10 +7,11 @@
 //!
 //! The finalized height is the lower median of the finalized heights the
 //! leader and those upstreams report (each at most its own head, else it
-//! is ignored), so a single node cannot push it up while two others report
-//! lower (with two reporting it is the lower one); when none reports one,
-//! it is the reference height minus the network's finality depth. It never
-//! exceeds the reference height.
+//! is ignored), once more than half of them report one, so no minority of
+//! nodes decides it; when none reports one, the round offers the reference
+//! height minus the network's finality depth as a guess (which the
+//! inventory takes only for chains that never report, see
+//! `inventory::finality`). It never exceeds the reference height.
 //!
 //! The expected chain id is the configured one; else the leader's answer;
 //! else the one learned earlier; else a strict majority of the answering
@@ -18,7 +19,7 @@
 
 use std::collections::HashMap;
 
-use super::{Observation, ProbeOutcome};
+use super::{Observation, ProbeAnswer, ProbeOutcome};
 
 /// One round of probe results.
 #[derive(Debug, Clone, Copy)]
@@ -38,13 +39,23 @@ pub struct Round<'a> {
     pub finality_depth: u64,
 }
 
+/// What a round says of the network's finalized height.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finality {
+    /// The lower median of a majority of the answering nodes' reports.
+    Reported(u64),
+    /// No node reported one: the reference height minus the depth.
+    Depth(u64),
+}
+
 /// What a round says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     /// Highest trustworthy height seen this round; `None` if nobody answered.
     pub reference_height: Option<u64>,
-    /// The network's finalized height by this round; `None` if unknown.
-    pub finalized_height: Option<u64>,
+    /// The network's finalized height by this round; `None` if unknown
+    /// (or only a minority of the nodes reported one).
+    pub finalized: Option<Finality>,
     /// The chain id upstreams are held to; `None` while unknown.
     pub expected_chain_id: Option<String>,
     /// Parallel to [`Round::upstreams`]: the observation and the lag.
@@ -71,7 +82,7 @@ pub fn judge(round: Round<'_>) -> Verdict {
         .map(|a| a.height)
         .max();
     let reference_height = leader_height.max(best_upstream);
-    let mut reported: Vec<u64> = leader
+    let answering: Vec<&ProbeAnswer> = leader
         .into_iter()
         .chain(
             round
@@ -80,16 +91,25 @@ pub fn judge(round: Round<'_>) -> Verdict {
                 .filter_map(|o| o.result.as_ref().ok()),
         )
         .filter(|a| on_chain(&a.chain_id))
+        .collect();
+    let mut reported: Vec<u64> = answering
+        .iter()
         .filter_map(|a| a.finalized.filter(|f| *f <= a.height))
         .collect();
     reported.sort_unstable();
-    let finalized_height = match reported.get(reported.len().saturating_sub(1) / 2) {
-        Some(median) => Some(*median),
-        None => reference_height
+    let cap = |f: u64| reference_height.map_or(f, |h| f.min(h));
+    let finalized = if reported.len() * 2 > answering.len() {
+        reported
+            .get((reported.len() - 1) / 2)
+            .map(|median| Finality::Reported(cap(*median)))
+    } else if reported.is_empty() {
+        reference_height
             .and_then(|h| h.checked_sub(round.finality_depth))
-            .filter(|f| *f > 0),
-    }
-    .map(|f| reference_height.map_or(f, |h| f.min(h)));
+            .filter(|f| *f > 0)
+            .map(Finality::Depth)
+    } else {
+        None
+    };
 
     let observations = round
         .upstreams
@@ -124,7 +144,7 @@ pub fn judge(round: Round<'_>) -> Verdict {
 
     Verdict {
         reference_height,
-        finalized_height,
+        finalized,
         expected_chain_id: expected,
         observations,
     }
@@ -174,14 +194,17 @@ mod tests {
     }
 
     #[test]
-    fn finalized_is_the_lower_median_of_reports_else_head_minus_depth() {
+    fn finalized_is_the_lower_median_of_a_majority_else_head_minus_depth() {
+        use Finality::*;
+        let f = |ups: &[ProbeOutcome]| judge(round(None, ups)).finalized;
         let three = [finalized(100, 60), finalized(100, 70), finalized(100, 99)];
-        assert_eq!(judge(round(None, &three)).finalized_height, Some(70));
+        assert_eq!(f(&three), Some(Reported(70)));
         let two = [finalized(100, 60), finalized(100, 90)];
-        assert_eq!(judge(round(None, &two)).finalized_height, Some(60));
-        // Above its own head: nonsense, ignored.
-        let liar = [finalized(100, 500), ok(100, "1")];
-        assert_eq!(judge(round(None, &liar)).finalized_height, Some(100 - 64));
+        assert_eq!(f(&two), Some(Reported(60)));
+        // A minority does not decide: one of three reports.
+        assert_eq!(f(&[finalized(100, 99), ok(100, "1"), ok(100, "1")]), None);
+        // Above its own head: nonsense, not a report.
+        assert_eq!(f(&[finalized(100, 500), ok(100, "1")]), Some(Depth(36)));
         // Another chain's node does not vote.
         let other = [
             finalized(100, 80),
@@ -196,14 +219,11 @@ mod tests {
         ];
         let mut r = round(None, &other);
         r.configured_chain_id = Some("1");
-        assert_eq!(judge(r).finalized_height, Some(80));
+        assert_eq!(judge(r).finalized, Some(Reported(80)));
         // No report: reference height minus the depth; unknown below it.
-        assert_eq!(
-            judge(round(None, &[ok(100, "1")])).finalized_height,
-            Some(36)
-        );
-        assert_eq!(judge(round(None, &[ok(64, "1")])).finalized_height, None);
-        assert_eq!(judge(round(None, &[err("down")])).finalized_height, None);
+        assert_eq!(f(&[ok(100, "1")]), Some(Depth(36)));
+        assert_eq!(f(&[ok(64, "1")]), None);
+        assert_eq!(f(&[err("down")]), None);
     }
 
     fn err(why: &str) -> ProbeOutcome {

@@ -14,6 +14,7 @@
 //! One `std::sync::Mutex` guards it all: the control plane is not on the
 //! request path, every critical section is short and never awaits.
 
+mod finality;
 mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +25,7 @@ use meridian_common::chain::Chain;
 use meridian_common::metrics::{Histogram, TextEncoder};
 use meridian_common::snapshot::{RoutingTable, UpstreamState};
 
+pub use finality::FinalityState;
 pub use spec::{Origin, UpstreamSpec};
 
 use crate::config::{ControlConfig, NetworkConfig};
@@ -102,7 +104,7 @@ pub struct NetworkState {
     learned_chain_id: Option<String>,
     pub reference_height: Option<u64>,
     /// The network's finalized height; only ever rises.
-    pub finalized_height: Option<u64>,
+    pub finality: FinalityState,
 }
 
 impl NetworkState {
@@ -178,7 +180,7 @@ impl Inventory {
                         upstreams: BTreeMap::new(),
                         learned_chain_id: None,
                         reference_height: None,
-                        finalized_height: None,
+                        finality: FinalityState::default(),
                     },
                 );
             }
@@ -322,25 +324,16 @@ impl Inventory {
             finality_depth: n.config.cache.finality_depth_for(n.config.chain.chain()),
         });
         n.reference_height = verdict.reference_height.or(n.reference_height);
-        match (verdict.finalized_height, n.finalized_height) {
-            (Some(new), Some(held)) if new < held => {
-                // A node reset, or a lower median after a node left: what
-                // was final stays final.
-                tracing::warn!(
-                    network,
-                    finalized = new,
-                    held,
-                    "ignoring a finalized height that would go backwards"
-                );
-            }
-            (Some(new), _) => n.finalized_height = Some(new),
-            (None, _) => {}
-        }
+        n.finality.observe(network, verdict.finalized);
         if n.config.chain_id.is_none()
             && verdict.expected_chain_id.is_some()
             && n.learned_chain_id != verdict.expected_chain_id
         {
             tracing::info!(network, chain_id = ?verdict.expected_chain_id, "learned the network's chain id");
+            if n.learned_chain_id.is_some() {
+                // Another chain now: its finality is not the old one's.
+                n.finality.reset();
+            }
             n.learned_chain_id.clone_from(&verdict.expected_chain_id);
         }
         let (healthy_after, unhealthy_after, max_lag) = (
@@ -568,7 +561,7 @@ impl Inventory {
             "Finalized height of the network (reported by its nodes, else reference height minus finality_depth).",
         );
         for (nid, n) in networks.iter() {
-            if let Some(h) = n.finalized_height {
+            if let Some(h) = n.finality.height() {
                 out.sample("meridian_network_finalized_height", &[("network", nid)], h);
             }
         }

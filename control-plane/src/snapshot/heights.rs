@@ -24,6 +24,7 @@ use crate::inventory::{Inventory, NetworkState};
 pub struct PublishedHeights {
     /// `ControlPlaneMessage { heights }`, encoded once.
     pub encoded: Bytes,
+    /// The same, decoded: what a refresh compares with.
     pub heights: proto::Heights,
 }
 
@@ -96,7 +97,7 @@ fn build(networks: &BTreeMap<String, NetworkState>) -> proto::Heights {
                     network: id.clone(),
                     head,
                     // 0 is "unknown" on the wire.
-                    finalized: n.finalized_height.unwrap_or(0),
+                    finalized: n.finality.height().unwrap_or(0),
                 })
             })
             .collect(),

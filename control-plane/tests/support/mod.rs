@@ -35,6 +35,8 @@ pub struct MockNode {
     pub chain_id: Arc<AtomicU64>,
     /// Answered to `eth_getBlockByNumber("finalized")`; 0: `null`.
     pub finalized: Arc<AtomicU64>,
+    /// `eth_getBlockByNumber("finalized")` calls answered.
+    pub finalized_calls: Arc<AtomicU64>,
     pub failing: Arc<AtomicBool>,
     /// While true, requests are read but not answered: a probe of this
     /// node can neither pass nor fail (with a probe timeout longer than the
@@ -50,6 +52,7 @@ impl MockNode {
             height: Arc::new(AtomicU64::new(height)),
             chain_id: Arc::new(AtomicU64::new(chain_id)),
             finalized: Arc::new(AtomicU64::new(0)),
+            finalized_calls: Arc::new(AtomicU64::new(0)),
             failing: Arc::new(AtomicBool::new(false)),
             held: Arc::new(watch::Sender::new(false)),
         };
@@ -114,6 +117,7 @@ impl MockNode {
             Some("eth_blockNumber") => json!(format!("{:#x}", self.height.load(Ordering::SeqCst))),
             Some("eth_chainId") => json!(format!("{:#x}", self.chain_id.load(Ordering::SeqCst))),
             Some("eth_getBlockByNumber") if request["params"][0] == "finalized" => {
+                self.finalized_calls.fetch_add(1, Ordering::SeqCst);
                 match self.finalized.load(Ordering::SeqCst) {
                     0 => Value::Null,
                     n => json!({"number": format!("{n:#x}")}),

@@ -21,9 +21,12 @@ impl ChainHeights {
         self.head.load(Ordering::Relaxed)
     }
 
-    /// The highest finalized height known.
+    /// The highest finalized height known, at most the head: after a
+    /// chain was reset below it, nothing above the head is final.
     pub fn finalized(&self) -> u64 {
-        self.finalized.load(Ordering::Relaxed)
+        self.finalized
+            .load(Ordering::Relaxed)
+            .min(self.head.load(Ordering::Relaxed))
     }
 
     /// A `Heights` message: the head is the control plane's reference
@@ -70,5 +73,7 @@ mod tests {
         assert_eq!(h.head(), 95);
         h.at_least(120);
         assert_eq!(h.head(), 120);
+        h.update(50, 0);
+        assert_eq!(h.finalized(), 50, "never above the head");
     }
 }
