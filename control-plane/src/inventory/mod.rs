@@ -32,6 +32,9 @@ use crate::config::{ControlConfig, NetworkConfig};
 use crate::health::judge::{Round, judge};
 use crate::health::{Hysteresis, ProbeOutcome, score};
 
+/// Rounds a lower reference height must last before it is taken.
+pub const REFERENCE_DIP_ROUNDS: u32 = 3;
+
 /// A routed score is republished once the live score moved this far.
 pub const SCORE_STEP: u32 = 10;
 
@@ -103,6 +106,8 @@ pub struct NetworkState {
     pub upstreams: BTreeMap<String, UpstreamEntry>,
     learned_chain_id: Option<String>,
     pub reference_height: Option<u64>,
+    /// Consecutive rounds whose reference height was below the held one.
+    reference_dips: u32,
     /// The network's finalized height; only ever rises.
     pub finality: FinalityState,
 }
@@ -180,6 +185,7 @@ impl Inventory {
                         upstreams: BTreeMap::new(),
                         learned_chain_id: None,
                         reference_height: None,
+                        reference_dips: 0,
                         finality: FinalityState::default(),
                     },
                 );
@@ -323,7 +329,24 @@ impl Inventory {
             max_lag: n.config.max_lag_blocks,
             finality_depth: n.config.cache.finality_depth_for(n.config.chain.chain()),
         });
-        n.reference_height = verdict.reference_height.or(n.reference_height);
+        // The best node missing one round must not pull the network's head
+        // down (data planes would route old-block reads away from archive
+        // nodes for that round): a lower height is taken only once it has
+        // held for REFERENCE_DIP_ROUNDS rounds in a row (a chain reset).
+        match (verdict.reference_height, n.reference_height) {
+            (Some(new), Some(held)) if new < held => {
+                n.reference_dips += 1;
+                if n.reference_dips >= REFERENCE_DIP_ROUNDS {
+                    n.reference_height = Some(new);
+                    n.reference_dips = 0;
+                }
+            }
+            (Some(new), _) => {
+                n.reference_height = Some(new);
+                n.reference_dips = 0;
+            }
+            (None, _) => {}
+        }
         n.finality.observe(network, verdict.finalized);
         if n.config.chain_id.is_none()
             && verdict.expected_chain_id.is_some()

@@ -228,6 +228,31 @@ url = "http://127.0.0.1:1"
     }
 
     #[test]
+    fn the_reference_height_drops_only_after_a_lasting_dip() {
+        use crate::inventory::REFERENCE_DIP_ROUNDS;
+        let config = ControlConfig::from_toml_str(CONFIG, Path::new("t.toml")).unwrap();
+        let inventory = Inventory::new(&config, Vec::new(), &[], None);
+        let reference = || inventory.read(|n| n["eth"].reference_height);
+        inventory.apply_round("eth", None, &probes(&inventory, 100, 1));
+        assert_eq!(reference(), Some(100));
+        for _ in 1..REFERENCE_DIP_ROUNDS {
+            inventory.apply_round("eth", None, &probes(&inventory, 90, 1));
+            assert_eq!(reference(), Some(100), "one missed round is no drop");
+        }
+        inventory.apply_round("eth", None, &probes(&inventory, 105, 1));
+        inventory.apply_round("eth", None, &probes(&inventory, 90, 1));
+        assert_eq!(reference(), Some(105), "a higher round ends the dip");
+        for _ in 1..REFERENCE_DIP_ROUNDS {
+            inventory.apply_round("eth", None, &probes(&inventory, 90, 1));
+        }
+        assert_eq!(
+            reference(),
+            Some(90),
+            "a lasting drop is taken (a chain reset)"
+        );
+    }
+
+    #[test]
     fn unchanged_routing_state_publishes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
