@@ -8,6 +8,8 @@
 //! - `snapshot`: validating and building a routing table from a snapshot
 //!   (content hash, decode, build) of 10, 1,000 and 10,000 upstreams, and the
 //!   whole apply (build, swap, persist to a temp dir).
+//! - `cache_rules`: the chain module's cache class and canonical params
+//!   (the cache key's variable part) of a few typical calls.
 //!
 //! Run: `cargo bench -p meridian-integration-tests --bench data_plane`.
 
@@ -118,6 +120,38 @@ fn bench_parse(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_cache_rules(c: &mut Criterion) {
+    let chain = ChainKind::Evm.chain();
+    let calls: [(&str, &str, Option<&str>); 3] = [
+        ("eth_blockNumber", "eth_blockNumber", None),
+        (
+            "eth_getBalance",
+            "eth_getBalance",
+            Some(r#"["0x407D73d8a49eeb85d32cf465507dd71d507100c1","0x01312D00"]"#),
+        ),
+        (
+            "eth_call",
+            "eth_call",
+            Some(
+                r#"[{"to":"0x6B175474E89094C44Da98b954EedeAC495271d0F","data":"0x70a08231000000000000000000000000407d73d8a49eeb85d32cf465507dd71d507100c1"},"latest"]"#,
+            ),
+        ),
+    ];
+    let mut group = c.benchmark_group("cache_rules");
+    for (name, method, params) in calls {
+        let params = params
+            .map(|p| serde_json::value::RawValue::from_string(p.to_owned()).expect("valid params"));
+        group.bench_function(BenchmarkId::new("class+canonical_params", name), |b| {
+            b.iter(|| {
+                let params = params.as_deref();
+                black_box(chain.cache_class(black_box(method), params));
+                black_box(chain.canonical_params(method, params))
+            });
+        });
+    }
+    group.finish();
+}
+
 const BATCH_10: &str = r#"[{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]},{"jsonrpc":"2.0","id":2,"method":"eth_chainId","params":[]},{"jsonrpc":"2.0","id":3,"method":"eth_getBalance","params":["0x00","latest"]},{"jsonrpc":"2.0","id":4,"method":"eth_blockNumber","params":[]},{"jsonrpc":"2.0","id":5,"method":"eth_gasPrice","params":[]},{"jsonrpc":"2.0","id":6,"method":"eth_blockNumber","params":[]},{"jsonrpc":"2.0","id":7,"method":"net_version","params":[]},{"jsonrpc":"2.0","id":8,"method":"eth_getCode","params":["0x00","latest"]},{"jsonrpc":"2.0","id":9,"method":"eth_blockNumber","params":[]},{"jsonrpc":"2.0","id":10,"method":"eth_call","params":[{"to":"0x00","data":"0x"},"latest"]}]"#;
 
 fn bench_select(c: &mut Criterion) {
@@ -165,5 +199,11 @@ fn bench_snapshot(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_parse, bench_select, bench_snapshot);
+criterion_group!(
+    benches,
+    bench_parse,
+    bench_select,
+    bench_snapshot,
+    bench_cache_rules
+);
 criterion_main!(benches);
