@@ -657,16 +657,7 @@ async fn heights_follow_the_chain_without_a_new_snapshot() {
     let plane = ControlPlane::start(config(&config_text(dir.path(), None, &[("a", &a, "eu")])))
         .await
         .unwrap();
-    let mut stream = Stream::open_hello(
-        &plane,
-        proto::Hello {
-            dataplane_id: "eu-1".into(),
-            region: "eu".into(),
-            accepts_heights: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut stream = Stream::open_heights(&plane, "eu-1").await;
     fn heights_of(h: &proto::Heights) -> Vec<(&str, u64, u64)> {
         h.networks
             .iter()
@@ -769,16 +760,7 @@ async fn the_finalized_height_is_the_nodes_median_and_never_goes_back() {
     )))
     .await
     .unwrap();
-    let mut stream = Stream::open_hello(
-        &plane,
-        proto::Hello {
-            dataplane_id: "eu-1".into(),
-            region: "eu".into(),
-            accepts_heights: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut stream = Stream::open_heights(&plane, "eu-1").await;
     let before = finalized_until(&mut stream, 70).await;
     assert!(before.iter().all(|f| *f <= 70), "{before:?}");
     // Two nodes drop (say, restarted on a fresh database): the median

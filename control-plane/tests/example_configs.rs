@@ -13,50 +13,41 @@ fn repo_file(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[test]
-fn the_readme_policy_table_is_the_declared_one() {
-    let table = markdown_table(&NetworkPolicy::reference());
+/// README.md carries `rows` as a Markdown table.
+fn assert_readme_carries(what: &str, rows: &[meridian_common::settings::FieldDoc]) {
+    let table = markdown_table(rows);
     assert!(
         repo_file("README.md").contains(&table),
-        "README.md must carry the policy table as declared in \
+        "README.md must carry the {what} table as declared in \
          common/src/snapshot/policy.rs; paste this:\n\n{table}"
     );
 }
 
-#[test]
-fn the_readme_cache_table_is_the_declared_one() {
-    let table = markdown_table(&CacheSettings::reference());
-    assert!(
-        repo_file("README.md").contains(&table),
-        "README.md must carry the [networks.cache] table as declared in \
-         common/src/snapshot/policy.rs; paste this:\n\n{table}"
-    );
+/// Every one of `fields` is set on a line of its own in `toml`.
+fn assert_sets_every_field(what: &str, toml: &str, fields: &[&str]) {
+    for field in fields {
+        assert!(
+            toml.lines().any(|l| l.starts_with(&format!("{field} = "))),
+            "control.example.toml's {what} does not show `{field}`"
+        );
+    }
 }
 
 #[test]
-fn the_example_config_sets_every_cache_field() {
+fn the_readme_tables_are_the_declared_ones() {
+    assert_readme_carries("policy", &NetworkPolicy::reference());
+    assert_readme_carries("[networks.cache]", &CacheSettings::reference());
+}
+
+#[test]
+fn the_example_config_sets_every_field() {
     let text = repo_file("deploy/config/control.example.toml");
+    assert_sets_every_field("[[networks]]", &text, NetworkPolicy::FIELDS);
     let cache = text
         .split("[networks.cache]")
         .nth(1)
         .expect("control.example.toml has a [networks.cache] table");
-    for field in CacheSettings::FIELDS {
-        assert!(
-            cache.lines().any(|l| l.starts_with(&format!("{field} = "))),
-            "control.example.toml's [networks.cache] does not show `{field}`"
-        );
-    }
-}
-
-#[test]
-fn the_example_config_sets_every_policy_field() {
-    let text = repo_file("deploy/config/control.example.toml");
-    for field in NetworkPolicy::FIELDS {
-        assert!(
-            text.lines().any(|l| l.starts_with(&format!("{field} = "))),
-            "control.example.toml does not show `{field}`"
-        );
-    }
+    assert_sets_every_field("[networks.cache]", cache, CacheSettings::FIELDS);
 }
 
 #[test]

@@ -287,6 +287,21 @@ impl Stream {
         .await
     }
 
+    /// A stream of data plane `id` (region eu, holding nothing) whose Hello
+    /// accepts Heights.
+    pub async fn open_heights(plane: &ControlPlane, id: &str) -> Stream {
+        Self::open_hello(
+            plane,
+            proto::Hello {
+                dataplane_id: id.into(),
+                region: "eu".into(),
+                accepts_heights: true,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
     /// A stream opened with `hello`.
     pub async fn open_hello(plane: &ControlPlane, hello: proto::Hello) -> Stream {
         let mut client = SnapshotServiceClient::connect(format!("http://{}", plane.grpc_addr()))

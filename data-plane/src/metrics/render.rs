@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use meridian_common::metrics::TextEncoder;
 
 use super::Metrics;
-use crate::routing::RoutingTable;
+use crate::routing::{ChainHeights, RoutingTable};
 
 /// Renders every metric of the data plane serving `table`, at `now_ms`.
 pub fn render(metrics: &Metrics, table: &RoutingTable, now_ms: u64) -> String {
@@ -23,29 +23,22 @@ pub fn render(metrics: &Metrics, table: &RoutingTable, now_ms: u64) -> String {
     }
     metrics.unrouted.render("", &mut out);
 
-    out.family(
-        "meridian_network_head_height",
-        "gauge",
-        "The network's head height as this data plane routes by it (snapshot, then Heights).",
-    );
-    for n in &networks {
-        out.sample(
+    for (name, help, height) in [
+        (
             "meridian_network_head_height",
-            &[("network", &n.id)],
-            n.heights.head(),
-        );
-    }
-    out.family(
-        "meridian_network_finalized_height",
-        "gauge",
-        "The network's finalized height as this data plane knows it (0: not known).",
-    );
-    for n in &networks {
-        out.sample(
+            "The network's head height as this data plane routes by it (snapshot, then Heights).",
+            ChainHeights::head as fn(&ChainHeights) -> u64,
+        ),
+        (
             "meridian_network_finalized_height",
-            &[("network", &n.id)],
-            n.heights.finalized(),
-        );
+            "The network's finalized height as this data plane knows it (0: not known).",
+            ChainHeights::finalized,
+        ),
+    ] {
+        out.family(name, "gauge", help);
+        for n in &networks {
+            out.sample(name, &[("network", &n.id)], height(&n.heights));
+        }
     }
 
     out.family(

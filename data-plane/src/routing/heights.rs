@@ -6,13 +6,16 @@
 //! with one relaxed atomic load; the stream client is the only writer, and
 //! the value is carried from one table to the next with the network.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The heights of one network (0: not known).
 #[derive(Debug, Default)]
 pub struct ChainHeights {
     head: AtomicU64,
     finalized: AtomicU64,
+    /// Set while Heights keep saying less than `finalized` (e.g. after a
+    /// control-plane restart), so that is logged once, not every round.
+    backwards: AtomicBool,
 }
 
 impl ChainHeights {
@@ -39,7 +42,8 @@ impl ChainHeights {
         }
         if finalized != 0 {
             let before = self.finalized.fetch_max(finalized, Ordering::Relaxed);
-            if finalized < before {
+            let backwards = finalized < before;
+            if self.backwards.swap(backwards, Ordering::Relaxed) != backwards && backwards {
                 tracing::warn!(
                     finalized,
                     held = before,
