@@ -119,6 +119,17 @@ macro_rules! wire_as_is {
 }
 wire_as_is!(u32, u64, bool, Vec<String>, String);
 
+/// A bool whose default may be `true`: `optional bool` on the wire, where
+/// absence (a control plane that does not send the field) is the default.
+impl Wire<Option<bool>> for bool {
+    fn to_wire(&self) -> Option<bool> {
+        Some(*self)
+    }
+    fn from_wire(wire: Option<bool>, default: Self) -> Self {
+        wire.unwrap_or(default)
+    }
+}
+
 /// Deserializes a `T` and checks it with `C`, inside the value's own
 /// deserialization, so a failed check points at the value's line.
 pub struct Checked<T, C>(PhantomData<(T, C)>);

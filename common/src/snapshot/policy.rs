@@ -57,6 +57,15 @@ settings! {
 settings! {
     /// How answers of one network may be cached (`[networks.cache]`).
     pub struct CacheSettings: proto::CacheSettings {
+        /// Whether data planes cache this network's answers at all.
+        enabled: bool = true, Any;
+        /// How long an answer that follows the head (`eth_blockNumber`, a
+        /// read at `latest`, a block above the finalized height) is served
+        /// from the cache, in milliseconds.
+        head_ttl_ms: u32 = 1_000, Positive;
+        /// Largest answer kept, in bytes (the `result` member); larger
+        /// answers are passed through and not cached.
+        max_entry_bytes: u64 = 1024 * 1024, Positive;
         /// Blocks below the head taken as final when no upstream reports a
         /// finalized height (0: the chain kind's default, EVM 64). The
         /// network's finalized height is on `/metrics` of both planes.
@@ -92,6 +101,20 @@ mod tests {
             NetworkPolicy::decode(proto::NetworkPolicy::default()),
             Ok(NetworkPolicy::default())
         );
+    }
+
+    #[test]
+    fn a_cache_turned_off_stays_off_on_the_wire_and_absent_means_on() {
+        let off = CacheSettings {
+            enabled: false,
+            head_ttl_ms: 250,
+            ..CacheSettings::default()
+        };
+        assert_eq!(CacheSettings::decode(off.encode()), Ok(off));
+        let old_control_plane = proto::CacheSettings::default();
+        let decoded = CacheSettings::decode(old_control_plane).unwrap();
+        assert!(decoded.enabled);
+        assert_eq!(decoded.head_ttl_ms, 1_000);
     }
 
     #[test]
