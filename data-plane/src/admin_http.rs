@@ -43,7 +43,12 @@ pub fn respond<B>(shared: &Shared, request: &Request<B>) -> Response<Body> {
             }
         }
         "/metrics" => {
-            let body = metrics::render(&shared.metrics, &shared.table.load(), unix_ms());
+            let body = metrics::render(
+                &shared.metrics,
+                &shared.table.load(),
+                shared.cache.as_ref(),
+                unix_ms(),
+            );
             let mut response = text(StatusCode::OK, body);
             response
                 .headers_mut()

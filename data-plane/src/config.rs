@@ -48,6 +48,9 @@ pub struct ProxyConfig {
     pub max_snapshot_bytes: usize,
     /// Largest upstream answer the proxy buffers; larger answers fail the try.
     pub max_response_bytes: usize,
+    /// Bound of the response cache, in bytes, shared by every network
+    /// (0: no cache).
+    pub cache_max_bytes: u64,
     /// Pooling and connect timeout of the client to upstream nodes.
     pub node_client: NodeClientOptions,
     /// On shutdown, how long open client connections may finish.
@@ -82,6 +85,7 @@ impl ProxyConfig {
             reconnect_max: Duration::from_secs(5),
             max_snapshot_bytes: 64 * 1024 * 1024,
             max_response_bytes: 64 * 1024 * 1024,
+            cache_max_bytes: 256 * 1024 * 1024,
             node_client: NodeClientOptions::default(),
             drain_timeout: Duration::from_secs(5),
             ejection: EjectionTimes::default(),

@@ -20,6 +20,7 @@
 pub mod admin_http;
 pub mod app;
 pub mod balance;
+pub mod cache;
 pub mod config;
 pub mod control;
 pub mod metrics;

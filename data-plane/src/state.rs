@@ -11,6 +11,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::balance::EjectionTimes;
+use crate::cache::ResponseCache;
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
 use crate::proxy::request_id::RequestIds;
@@ -35,6 +36,8 @@ pub struct Shared {
     pub request_ids: RequestIds,
     /// Cool-down bounds of local ejections.
     pub ejection_times: EjectionTimes,
+    /// The response cache (`None` when `cache_max_bytes` is 0).
+    pub cache: Option<ResponseCache>,
 }
 
 impl Shared {
@@ -48,6 +51,7 @@ impl Shared {
             max_response_bytes: config.max_response_bytes,
             request_ids: RequestIds::new(),
             ejection_times: config.ejection,
+            cache: ResponseCache::new(config.cache_max_bytes),
         })
     }
 }

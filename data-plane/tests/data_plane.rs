@@ -296,6 +296,8 @@ async fn start_dp(cp_url: String, dir: &std::path::Path) -> DataPlane {
     let mut config = ProxyConfig::new(cp_url, "eu", dir);
     config.dataplane_id = "eu-test".into();
     config.reconnect_max = Duration::from_millis(500);
+    // The request path itself is under test: every call must reach a node.
+    config.cache_max_bytes = 0;
     DataPlane::start(config).await.unwrap()
 }
 

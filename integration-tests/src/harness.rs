@@ -68,6 +68,8 @@ pub struct NetworkSpec {
     pub max_body_bytes: Option<u64>,
     /// Further request-policy fields, as `key = value` TOML lines.
     pub policy: Vec<(String, String)>,
+    /// `[networks.cache]` fields, as `key = value` TOML lines.
+    pub cache: Vec<(String, String)>,
     /// The `[[networks.upstreams]]` entries.
     pub upstreams: Vec<UpstreamSpec>,
 }
@@ -88,6 +90,7 @@ impl NetworkSpec {
             unhealthy_after: 2,
             max_body_bytes: None,
             policy: Vec::new(),
+            cache: Vec::new(),
             upstreams: Vec::new(),
         }
     }
@@ -126,6 +129,13 @@ impl NetworkSpec {
     /// (`.policy("archive_after_blocks", "10")`).
     pub fn policy(mut self, key: &str, toml_value: &str) -> Self {
         self.policy.push((key.to_owned(), toml_value.to_owned()));
+        self
+    }
+
+    /// Sets a `[networks.cache]` field, its value written as TOML
+    /// (`.cache("head_ttl_ms", "300")`).
+    pub fn cache(mut self, key: &str, toml_value: &str) -> Self {
+        self.cache.push((key.to_owned(), toml_value.to_owned()));
         self
     }
 
@@ -253,6 +263,12 @@ pub fn control_toml_at(
         for (key, value) in &n.policy {
             t.push_str(&format!("{key} = {value}\n"));
         }
+        if !n.cache.is_empty() {
+            t.push_str("\n[networks.cache]\n");
+            for (key, value) in &n.cache {
+                t.push_str(&format!("{key} = {value}\n"));
+            }
+        }
         for u in &n.upstreams {
             t.push_str("\n[[networks.upstreams]]\n");
             t.push_str(&format!("id = {}\n", quoted(&u.id)));
@@ -310,6 +326,9 @@ pub fn proxy_config(cp_url: &str, region: &str, state_dir: &Path) -> ProxyConfig
     config.reconnect_max = Duration::from_millis(300);
     config.control_connect_timeout = Duration::from_secs(1);
     config.drain_timeout = Duration::from_secs(1);
+    // The scenarios on this config test routing: which node answers each
+    // call. The cache's own scenarios turn it on.
+    config.cache_max_bytes = 0;
     config
 }
 

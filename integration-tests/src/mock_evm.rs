@@ -79,6 +79,10 @@ struct Shared {
     chain_id: AtomicU64,
     /// Answered to `eth_getBlockByNumber("finalized")`; 0: `null`.
     finalized: AtomicU64,
+    /// Block of every transaction's receipt; 0: not mined (`null`).
+    receipt_block: AtomicU64,
+    /// Part of every block hash: a new fork replaces every block.
+    fork: AtomicU64,
     tx_count: AtomicU64,
     total: AtomicU64,
     fault: Mutex<Fault>,
@@ -158,6 +162,8 @@ impl MockEvmNode {
             height: AtomicU64::new(height),
             chain_id: AtomicU64::new(chain_id),
             finalized: AtomicU64::new(0),
+            receipt_block: AtomicU64::new(0),
+            fork: AtomicU64::new(0),
             tx_count: AtomicU64::new(0),
             total: AtomicU64::new(0),
             fault: Mutex::new(Fault::None),
@@ -224,6 +230,16 @@ impl MockEvmNode {
     /// as a chain without a finalized block yet).
     pub fn set_finalized(&self, height: u64) {
         self.shared.finalized.store(height, Ordering::SeqCst);
+    }
+
+    /// Every receipt is in `block` from now on (0: not mined, `null`).
+    pub fn set_receipt_block(&self, block: u64) {
+        self.shared.receipt_block.store(block, Ordering::SeqCst);
+    }
+
+    /// Replaces every block (their hashes change): a reorg.
+    pub fn fork(&self) {
+        self.shared.fork.fetch_add(1, Ordering::SeqCst);
     }
 
     pub fn set_chain_id(&self, chain_id: u64) {
@@ -442,6 +458,29 @@ fn answer_call(call: &Call<'_>, shared: &Shared) -> String {
         method
     });
     let result = match method {
+        "eth_gasPrice" => quantity(1_000_000_000 + shared.height.load(Ordering::SeqCst)),
+        "eth_getBlockByNumber" => {
+            let number = call
+                .params
+                .and_then(|p| serde_json::from_str::<(String, bool)>(p.get()).ok())
+                .and_then(|(n, _)| u64::from_str_radix(n.trim_start_matches("0x"), 16).ok());
+            match number {
+                Some(n) if n <= shared.height.load(Ordering::SeqCst) => format!(
+                    r#"{{"number":{},"hash":"0x{:032x}{n:032x}","transactions":[]}}"#,
+                    quantity(n),
+                    shared.fork.load(Ordering::SeqCst)
+                ),
+                _ => "null".to_owned(),
+            }
+        }
+        "eth_getTransactionReceipt" => match shared.receipt_block.load(Ordering::SeqCst) {
+            0 => "null".to_owned(),
+            n => format!(
+                r#"{{"blockNumber":{},"blockHash":"0x{:032x}{n:032x}","status":"0x1"}}"#,
+                quantity(n),
+                shared.fork.load(Ordering::SeqCst)
+            ),
+        },
         "eth_chainId" => quantity(shared.chain_id.load(Ordering::SeqCst)),
         "net_version" => format!("\"{}\"", shared.chain_id.load(Ordering::SeqCst)),
         "eth_getBalance" => format!("\"{MOCK_BALANCE}\""),

@@ -45,6 +45,10 @@ struct Args {
     /// Tokio worker threads [default: one per core].
     #[arg(long, env = "MERIDIAN_WORKER_THREADS")]
     worker_threads: Option<usize>,
+    /// Bound of the response cache in bytes, all networks together (0: no
+    /// cache; docs/caching.md).
+    #[arg(long, env = "MERIDIAN_CACHE_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
+    cache_max_bytes: u64,
     #[command(flatten)]
     telemetry: TelemetryArgs,
 }
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or_else(|| default_dataplane_id(&args.region));
     config.worker_threads = args.worker_threads;
+    config.cache_max_bytes = args.cache_max_bytes;
 
     // One worker: a current-thread runtime runs every task on this thread
     // and skips the work-stealing scheduler's cross-thread bookkeeping.

@@ -5,10 +5,16 @@ use std::sync::atomic::Ordering;
 use meridian_common::metrics::TextEncoder;
 
 use super::Metrics;
+use crate::cache::{CacheStats, ResponseCache};
 use crate::routing::{ChainHeights, RoutingTable};
 
 /// Renders every metric of the data plane serving `table`, at `now_ms`.
-pub fn render(metrics: &Metrics, table: &RoutingTable, now_ms: u64) -> String {
+pub fn render(
+    metrics: &Metrics,
+    table: &RoutingTable,
+    cache: Option<&ResponseCache>,
+    now_ms: u64,
+) -> String {
     let mut out = TextEncoder::new();
 
     out.family(
@@ -61,6 +67,43 @@ pub fn render(metrics: &Metrics, table: &RoutingTable, now_ms: u64) -> String {
         .map(|n| (n.id.as_str(), &*n.stats))
         .collect();
     super::NetworkStats::render(&stats, &mut out);
+
+    let cache_stats: Vec<(&str, &CacheStats)> = networks
+        .iter()
+        .map(|n| (n.id.as_str(), &*n.cache_stats))
+        .collect();
+    CacheStats::render(&cache_stats, &mut out);
+    if let Some(cache) = cache {
+        for (name, kind, help, value) in [
+            (
+                "meridian_cache_bytes",
+                "gauge",
+                "Bytes the response cache holds (keys, answers, per-entry overhead), all networks.",
+                cache.bytes(),
+            ),
+            (
+                "meridian_cache_max_bytes",
+                "gauge",
+                "The response cache's bound in bytes (--cache-max-bytes).",
+                cache.max_bytes(),
+            ),
+            (
+                "meridian_cache_entries",
+                "gauge",
+                "Answers the response cache holds, all networks.",
+                cache.len() as u64,
+            ),
+            (
+                "meridian_cache_evictions_total",
+                "counter",
+                "Entries evicted to keep the response cache within its bound.",
+                cache.evictions(),
+            ),
+        ] {
+            out.family(name, kind, help);
+            out.sample(name, &[], value);
+        }
+    }
 
     out.family(
         "meridian_upstream_ejections_total",

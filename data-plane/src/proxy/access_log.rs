@@ -36,6 +36,9 @@ pub struct AccessLog {
     pub upstream: Option<HeaderValue>,
     /// `x-rejected-by`, `None` when nothing was refused.
     pub rejected_by: Option<HeaderValue>,
+    /// `x-cache` (`HIT`, `MISS`, batch counts), `None` when nothing was
+    /// cacheable.
+    pub cache: Option<HeaderValue>,
     pub tries: u32,
     pub hedged: bool,
     pub queue_wait: Duration,
@@ -56,6 +59,7 @@ impl AccessLog {
             status: StatusCode::OK,
             upstream: None,
             rejected_by: None,
+            cache: None,
             tries: 0,
             hedged: false,
             queue_wait: Duration::ZERO,
@@ -75,6 +79,7 @@ impl AccessLog {
             duration_us = micros(self.started.elapsed()),
             upstream = text(self.upstream.as_ref()),
             rejected_by = text(self.rejected_by.as_ref()),
+            cache = text(self.cache.as_ref()),
             tries = self.tries,
             hedged = self.hedged,
             queue_wait_us = micros(self.queue_wait),

@@ -8,14 +8,14 @@
 //! Notifications get no answer: a request of only notifications ends in
 //! HTTP 204 with no body.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
 use http::{HeaderValue, StatusCode};
 use meridian_common::jsonrpc;
 
-use super::batch::{self, Outcome, plan};
+use super::batch::{self, Member, MemberKind, Outcome, plan};
 use super::classify::{Route, route};
 use super::forward::{Ctx, Job, Validated};
 use super::hedge::{self, Report};
@@ -25,8 +25,11 @@ use super::policy;
 use super::reply::{Answer, ErrorReply};
 use super::respond::HANDLED_BY_MERIDIAN;
 use super::write;
+use crate::cache::ResponseCache;
 
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+const X_CACHE_HIT: HeaderValue = HeaderValue::from_static("HIT");
+const X_CACHE_MISS: HeaderValue = HeaderValue::from_static("MISS");
 
 /// What serving a request did, for headers, the log line and metrics.
 #[derive(Debug)]
@@ -72,6 +75,17 @@ async fn single(ctx: &Ctx, call: &Call<'_>, archive_path: bool) -> Served {
             queue_wait: Duration::ZERO,
         };
     }
+    let cache = ctx.shared.cache.as_ref();
+    let cacheable = cache.and_then(|_| ResponseCache::cacheable(network, call));
+    if let (Some(cache), Some(key)) = (cache, &cacheable)
+        && let Some(result) = cache.get(network, key, Instant::now())
+    {
+        return Served {
+            reply: Ok(hit(call, result)),
+            hedged: false,
+            queue_wait: Duration::ZERO,
+        };
+    }
     let (body, expected) = outbound::single(call);
     let job = Job {
         route: route(network, archive_path, call),
@@ -81,7 +95,18 @@ async fn single(ctx: &Ctx, call: &Call<'_>, archive_path: bool) -> Served {
     };
     let (result, report) = run(ctx, &job).await;
     let reply = match result {
-        Ok(answer) => Ok(single_answer(call, answer, report.tries)),
+        Ok(answer) => {
+            let missed = cacheable.is_some();
+            if let (Some(cache), Some(key), Some(Some(member))) =
+                (cache, cacheable, answer.members.first())
+                && member.kind == MemberKind::Result
+            {
+                cache.put(network, key, &member.value, Instant::now());
+            }
+            let mut reply = single_answer(call, answer, report.tries);
+            reply.cache = missed.then_some(X_CACHE_MISS);
+            Ok(reply)
+        }
         Err(mut reply) => {
             reply.tries = report.tries;
             if call.is_notification() {
@@ -94,6 +119,7 @@ async fn single(ctx: &Ctx, call: &Call<'_>, archive_path: bool) -> Served {
                     handled_by: reply.handled_by.unwrap_or(HANDLED_BY_MERIDIAN),
                     tries: report.tries,
                     rejected_by: reply.rejected_by.map(HeaderValue::from_static),
+                    cache: None,
                 })
             } else {
                 Err(reply.with_id(call.id))
@@ -122,6 +148,26 @@ fn single_answer(call: &Call<'_>, answer: Validated, tries: u32) -> Answer {
         handled_by: answer.handled_by,
         tries,
         rejected_by: None,
+        cache: None,
+    }
+}
+
+/// A kept `result` as the answer to `call`, with the client's own id.
+fn hit(call: &Call<'_>, result: Bytes) -> Answer {
+    let mut out = Vec::with_capacity(result.len() + 64);
+    let member = Outcome::Answer(Member {
+        kind: MemberKind::Result,
+        value: result,
+    });
+    batch::write_response(&mut out, call.id, &member);
+    Answer {
+        status: StatusCode::OK,
+        content_type: Some(APPLICATION_JSON),
+        body: Bytes::from(out),
+        handled_by: HANDLED_BY_MERIDIAN,
+        tries: 0,
+        rejected_by: None,
+        cache: Some(X_CACHE_HIT),
     }
 }
 
@@ -133,6 +179,7 @@ fn no_content(handled_by: HeaderValue, tries: u32, rejected_by: Option<&'static 
         handled_by,
         tries,
         rejected_by: rejected_by.map(HeaderValue::from_static),
+        cache: None,
     }
 }
 
@@ -289,6 +336,7 @@ async fn batch(ctx: &Ctx, elements: &[Element<'_>], archive_path: bool) -> Serve
             handled_by,
             tries,
             rejected_by,
+            cache: None,
         },
         None => Answer {
             status: StatusCode::NO_CONTENT,
@@ -297,6 +345,7 @@ async fn batch(ctx: &Ctx, elements: &[Element<'_>], archive_path: bool) -> Serve
             handled_by,
             tries,
             rejected_by,
+            cache: None,
         },
     });
     served

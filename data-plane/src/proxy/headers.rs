@@ -11,4 +11,7 @@ pub const X_HANDLED_BY: HeaderName = HeaderName::from_static("x-handled-by");
 /// Meridian's own refusals.
 pub const X_REJECTED_BY: HeaderName = HeaderName::from_static("x-rejected-by");
 /// How many upstream tries the answer took.
+/// What the cache did: `HIT`, `MISS` or, for a batch, counts such as
+/// `HIT=3, MISS=1` (docs/caching.md). Absent when nothing was cacheable.
+pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 pub const X_MERIDIAN_TRIES: HeaderName = HeaderName::from_static("x-meridian-tries");

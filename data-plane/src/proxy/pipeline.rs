@@ -91,6 +91,7 @@ fn finish(response: ClientResponse, log: &mut AccessLog) -> ClientResponse {
     log.status = response.status;
     log.upstream = Some(response.handled_by.clone());
     log.rejected_by = response.rejected_by.clone();
+    log.cache = response.cache.clone();
     log.tries = response.tries;
     span.record("upstream", response.handled_by.to_str().unwrap_or_default());
     span.record("tries", log.tries);

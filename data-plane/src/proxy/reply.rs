@@ -19,6 +19,8 @@ pub struct Answer {
     pub tries: u32,
     /// `x-rejected-by` when Meridian refused part of a batch itself.
     pub rejected_by: Option<HeaderValue>,
+    /// `x-cache`, when some call was cacheable.
+    pub cache: Option<HeaderValue>,
 }
 
 /// A request Meridian answers itself with a JSON-RPC error.

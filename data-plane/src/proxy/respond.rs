@@ -13,7 +13,7 @@ use http_body_util::{BodyExt as _, Full};
 use meridian_common::jsonrpc;
 use meridian_common::serve::Body;
 
-use super::headers::{X_HANDLED_BY, X_MERIDIAN_TRIES, X_REJECTED_BY, X_REQUEST_ID};
+use super::headers::{X_CACHE, X_HANDLED_BY, X_MERIDIAN_TRIES, X_REJECTED_BY, X_REQUEST_ID};
 use super::reply::{Answer, ErrorReply};
 use super::retry::MAX_TRIES;
 
@@ -48,6 +48,8 @@ pub struct ClientResponse {
     pub handled_by: HeaderValue,
     pub tries: u32,
     pub rejected_by: Option<HeaderValue>,
+    /// `x-cache`, when some call was cacheable.
+    pub cache: Option<HeaderValue>,
     /// `allow: POST`, on Meridian's own HTTP 405.
     pub allow_post: bool,
     /// The connection cannot carry another request (the body was left
@@ -71,6 +73,9 @@ impl ClientResponse {
         }
         f(&X_REQUEST_ID, &self.request_id);
         f(&X_HANDLED_BY, &self.handled_by);
+        if let Some(cache) = &self.cache {
+            f(&X_CACHE, cache);
+        }
         f(&X_MERIDIAN_TRIES, &tries_value(self.tries));
     }
 
@@ -103,6 +108,7 @@ pub fn answer(answer: Answer, request_id: HeaderValue) -> ClientResponse {
         handled_by: answer.handled_by,
         tries: answer.tries,
         rejected_by: answer.rejected_by,
+        cache: answer.cache,
         allow_post: false,
         close: false,
         body: answer.body,
@@ -119,6 +125,7 @@ pub fn error(reply: ErrorReply, request_id: HeaderValue) -> ClientResponse {
         handled_by: reply.handled_by.unwrap_or(HANDLED_BY_MERIDIAN),
         tries: reply.tries,
         rejected_by: reply.rejected_by.map(HeaderValue::from_static),
+        cache: None,
         allow_post: reply.status == StatusCode::METHOD_NOT_ALLOWED,
         close: reply.body_unread,
         body: Bytes::from(body),
@@ -171,6 +178,7 @@ mod tests {
                 handled_by: HeaderValue::from_static("a"),
                 tries: 2,
                 rejected_by: None,
+                cache: None,
             },
             HeaderValue::from_static("rid"),
         )

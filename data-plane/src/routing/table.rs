@@ -14,9 +14,10 @@ use std::sync::Arc;
 use http::HeaderValue;
 use meridian_common::chain::ChainKind;
 use meridian_common::metrics::Histogram;
-use meridian_common::snapshot::{self, NetworkPolicy, Role, UpstreamState, Version};
+use meridian_common::snapshot::{self, CacheSettings, NetworkPolicy, Role, UpstreamState, Version};
 
 use crate::balance::UpstreamRuntime;
+use crate::cache::CacheStats;
 use crate::metrics::{NetworkStats, RequestCounters};
 use crate::upstream::Endpoint;
 
@@ -65,6 +66,10 @@ pub struct RoutedNetwork {
     /// snapshots). Reads of blocks more than `archive_after_blocks` below
     /// the head go to archive upstreams.
     pub heights: Arc<ChainHeights>,
+    /// How this network's answers may be cached.
+    pub cache: CacheSettings,
+    /// Cache hits, misses and drops (carried across snapshots).
+    pub cache_stats: Arc<CacheStats>,
 }
 
 /// One upstream (or a leader), ready to send to.
@@ -168,6 +173,10 @@ fn build_network(
         Some(old) => old.stats.clone(),
         None => Arc::new(NetworkStats::default()),
     };
+    let cache_stats = match old {
+        Some(old) => old.cache_stats.clone(),
+        None => Arc::new(CacheStats::default()),
+    };
     // Indexed once per apply: a linear search per upstream made building
     // a 10,000-upstream table quadratic (~250 ms).
     let previous: HashMap<&str, &RoutedUpstream> = old
@@ -269,6 +278,8 @@ fn build_network(
         requests,
         stats,
         heights,
+        cache: n.cache,
+        cache_stats,
     })
 }
 

@@ -91,6 +91,7 @@ mod tests {
             handled_by: HeaderValue::from_static("node-a"),
             tries: 2,
             rejected_by: None,
+            cache: None,
             allow_post: false,
             close: false,
             body: Bytes::from_static(body.as_bytes()),

@@ -84,6 +84,9 @@ pub async fn data_plane(
     let dir = tempfile::tempdir().unwrap();
     let mut config = ProxyConfig::new(format!("http://{addr}"), "eu", dir.path());
     config.dataplane_id = "eu-test".into();
+    // These suites test the request path itself: every call must reach a
+    // node. The cache's own tests (cache.rs) turn it back on.
+    config.cache_max_bytes = 0;
     tweak(&mut config);
     let dp = DataPlane::start(config).await.unwrap();
     eventually("the snapshot to be applied", || async {

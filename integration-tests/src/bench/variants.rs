@@ -364,6 +364,9 @@ async fn start_meridian(ctx: &VariantContext, dir: &Path) -> Result<RunningVaria
             "--worker-threads".to_owned(),
             ctx.worker_threads.to_string(),
         ])
+        // The proxy path itself is measured (nginx caches nothing either):
+        // every request goes upstream.
+        .args(["--cache-max-bytes", "0"])
         .env("MERIDIAN_LOG", MERIDIAN_LOG_FILTER)
         .start(dir)?;
     let mut running = RunningVariant {

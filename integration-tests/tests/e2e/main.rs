@@ -8,6 +8,7 @@
 
 mod admin;
 mod bad_input;
+mod cache;
 mod distribution;
 mod failover;
 mod ganache;

@@ -1,0 +1,203 @@
+//! The response cache of one data plane: answers of cacheable reads, kept
+//! by network, method and canonical params (docs/caching.md).
+//!
+//! - [`freshness`]: how long an answer may be served (class, finality).
+//! - [`stats`]: hits, misses and drops per network and class.
+//!
+//! Whether a call may be cached, and its canonical params, are the chain
+//! module's answers ([`meridian_common::chain::Chain::cache_class`],
+//! [`meridian_common::chain::Chain::canonical_params`]); nothing here
+//! knows a chain. The store is a [`quick_cache`] bounded in bytes (key,
+//! answer and a fixed overhead per entry), shared by every network of the
+//! proxy and carried across snapshots. The client's id is never part of a
+//! key: a hit is written out around the asking client's own id bytes.
+
+pub mod freshness;
+pub mod stats;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use meridian_common::chain::CacheClass;
+use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
+
+pub use freshness::Lifetime;
+pub use stats::CacheStats;
+
+use crate::proxy::parse::Call;
+use crate::routing::RoutedNetwork;
+
+/// Bytes charged per entry beyond its key and answer: the store's own
+/// bookkeeping, so many tiny entries cannot exceed the bound either.
+const ENTRY_OVERHEAD: u64 = 96;
+
+/// One kept answer: the raw JSON of its `result` member.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub result: Bytes,
+    pub lifetime: Lifetime,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ByBytes;
+
+impl Weighter<Box<str>, Entry> for ByBytes {
+    fn weight(&self, key: &Box<str>, entry: &Entry) -> u64 {
+        (key.len() + entry.result.len()) as u64 + ENTRY_OVERHEAD
+    }
+}
+
+/// Counts evictions (the only lifecycle event the cache reports).
+#[derive(Debug, Clone, Default)]
+struct CountEvictions(Arc<AtomicU64>);
+
+impl Lifecycle<Box<str>, Entry> for CountEvictions {
+    type RequestState = ();
+    fn begin_request(&self) {}
+    fn on_evict(&self, _: &mut (), _: Box<str>, _: Entry) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A cacheable call, ready to look up and, on a miss, to store its answer.
+#[derive(Debug)]
+pub struct Cacheable {
+    pub key: Box<str>,
+    pub class: CacheClass,
+}
+
+/// The answers one data plane keeps, bounded in bytes.
+pub struct ResponseCache {
+    entries: Cache<Box<str>, Entry, ByBytes, DefaultHashBuilder, CountEvictions>,
+    evictions: Arc<AtomicU64>,
+    max_bytes: u64,
+}
+
+impl std::fmt::Debug for ResponseCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseCache")
+            .field("entries", &self.entries.len())
+            .field("bytes", &self.entries.weight())
+            .field("max_bytes", &self.max_bytes)
+            .finish()
+    }
+}
+
+impl ResponseCache {
+    /// A cache holding at most `max_bytes`; `None` for 0 (no cache).
+    pub fn new(max_bytes: u64) -> Option<Self> {
+        if max_bytes == 0 {
+            return None;
+        }
+        let evictions = CountEvictions::default();
+        // The estimate only sizes the table up front: 1 KiB per answer.
+        let estimated = usize::try_from(max_bytes / 1024)
+            .unwrap_or(usize::MAX)
+            .max(16);
+        Some(Self {
+            entries: Cache::with(
+                estimated,
+                max_bytes,
+                ByBytes,
+                DefaultHashBuilder::default(),
+                evictions.clone(),
+            ),
+            evictions: evictions.0,
+            max_bytes,
+        })
+    }
+
+    /// The key of `call` in `network`, when its answers may be cached.
+    pub fn cacheable(network: &RoutedNetwork, call: &Call<'_>) -> Option<Cacheable> {
+        if !network.cache.enabled || call.is_notification() {
+            return None;
+        }
+        let chain = network.chain.chain();
+        let class = chain.cache_class(&call.method, call.params);
+        if class == CacheClass::Never {
+            return None;
+        }
+        let params = chain.canonical_params(&call.method, call.params)?;
+        let mut key =
+            String::with_capacity(network.id.len() + call.method.len() + params.len() + 2);
+        for part in [network.id.as_str(), "\n", &call.method, "\n", &params] {
+            key.push_str(part);
+        }
+        Some(Cacheable {
+            key: key.into_boxed_str(),
+            class,
+        })
+    }
+
+    /// The fresh answer kept for `call`, counted as a hit or a miss (an
+    /// entry past its lifetime is dropped and counted as stale).
+    pub fn get(&self, network: &RoutedNetwork, call: &Cacheable, now: Instant) -> Option<Bytes> {
+        let stats = network.cache_stats.of(call.class);
+        match self.entries.get(&*call.key) {
+            Some(entry) if entry.lifetime.fresh_at(now) => {
+                CacheStats::bump(&stats.hits);
+                Some(entry.result)
+            }
+            Some(_) => {
+                self.entries.remove(&*call.key);
+                CacheStats::bump(&stats.stale);
+                CacheStats::bump(&stats.misses);
+                None
+            }
+            None => {
+                CacheStats::bump(&stats.misses);
+                None
+            }
+        }
+    }
+
+    /// Keeps `result`, an upstream's answer to `call`, if its class and
+    /// the network's finalized height allow.
+    pub fn put(&self, network: &RoutedNetwork, call: Cacheable, result: &Bytes, now: Instant) {
+        let lifetime = freshness::lifetime(
+            call.class,
+            result,
+            network.chain.chain(),
+            &network.cache,
+            network.heights.finalized(),
+            now,
+        );
+        if let Some(lifetime) = lifetime {
+            // A copy: `result` is a slice of the upstream's whole answer
+            // (a batch, say), which must not stay alive behind one entry.
+            let entry = Entry {
+                result: Bytes::copy_from_slice(result),
+                lifetime,
+            };
+            self.entries.insert(call.key, entry);
+        }
+    }
+
+    /// Bytes held (keys, answers and per-entry overhead).
+    pub fn bytes(&self) -> u64 {
+        self.entries.weight()
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The bound, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Entries evicted to stay within the bound.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+}

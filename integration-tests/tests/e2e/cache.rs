@@ -1,0 +1,256 @@
+//! The response cache through the real control plane and a data plane:
+//! the head micro cache, finality, what is never cached, and that a hit
+//! carries the asking client's own id.
+
+use meridian_data_plane::app::DataPlane;
+use meridian_integration_tests::harness::*;
+use meridian_integration_tests::mock_evm::MockEvmNode;
+use meridian_integration_tests::poll::eventually;
+use meridian_integration_tests::rpc::{RpcClient, RpcResponse, request_body};
+
+const NET: &str = "eth-cache";
+const TX: &str = r#"["0x00000000000000000000000000000000000000000000000000000000000000aa"]"#;
+
+/// A control plane and a data plane with its cache on, for one network of
+/// one upstream `a` (height 1000, finalized 900) with `head_ttl_ms`.
+struct Fixture {
+    node: MockEvmNode,
+    dp: DataPlane,
+    client: RpcClient,
+    _cp: meridian_control_plane::app::ControlPlane,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Fixture {
+    async fn start(head_ttl_ms: u64) -> Fixture {
+        init_test_logs();
+        let node = MockEvmNode::start_with(1000, 1).await;
+        node.set_finalized(900);
+        let cp_dir = tempfile::tempdir().unwrap();
+        let cp = start_control_plane(&control_toml(
+            cp_dir.path(),
+            &[NetworkSpec::new(NET)
+                .cache("head_ttl_ms", &head_ttl_ms.to_string())
+                .upstream("a", &node.url(), "eu")],
+        ))
+        .await;
+        let dp_dir = tempfile::tempdir().unwrap();
+        let mut config = proxy_config(&control_plane_url(&cp), "eu", dp_dir.path());
+        config.cache_max_bytes = 16 * 1024 * 1024;
+        let dp = start_data_plane_with(config).await;
+        let mut admin = admin_client(&cp).await;
+        wait_healthy(&mut admin, NET, &["a"]).await;
+        wait_in_sync(&cp, &dp).await;
+        let fixture = Fixture {
+            node,
+            dp,
+            client: RpcClient::new(),
+            _cp: cp,
+            _dirs: (cp_dir, dp_dir),
+        };
+        let metrics = dp_admin_url(&fixture.dp, "/metrics");
+        let needle = format!("meridian_network_finalized_height{{network=\"{NET}\"}} 900\n");
+        let client = fixture.client.clone();
+        eventually("the data plane knows finalized 900", SETTLE, || {
+            let (client, metrics, needle) = (client.clone(), metrics.clone(), needle.clone());
+            async move {
+                client
+                    .get(&metrics)
+                    .await
+                    .is_ok_and(|m| m.text().contains(&needle))
+            }
+        })
+        .await;
+        fixture
+    }
+
+    async fn call(&self, id: u64, method: &str, params: &str) -> RpcResponse {
+        self.client
+            .post(
+                &network_url(&self.dp, NET),
+                request_body(id, method, params),
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .client
+            .get(dp_admin_url(&self.dp, "/metrics"))
+            .await
+            .unwrap()
+            .text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+    }
+}
+
+fn cache_of(r: &RpcResponse) -> Option<&str> {
+    r.header("x-cache")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_answers_are_served_for_the_ttl_with_each_clients_id_then_asked_again() {
+    let f = Fixture::start(2_000).await;
+    let first = f.call(1, "eth_gasPrice", "[]").await;
+    assert_eq!((first.status, cache_of(&first)), (200, Some("MISS")));
+    assert_eq!(first.handled_by(), Some("a"));
+    let second = f.call(77, "eth_gasPrice", "[]").await;
+    assert_eq!(
+        (second.status, cache_of(&second), second.handled_by()),
+        (200, Some("HIT"), Some("meridian")),
+        "{}",
+        second.text()
+    );
+    assert_eq!(second.json()["id"], 77, "a hit carries the asker's id");
+    assert_eq!(second.json()["result"], first.json()["result"]);
+    assert_eq!(f.node.requests("eth_gasPrice"), 1, "one upstream request");
+    let hits = format!("meridian_cache_hits_total{{network=\"{NET}\",class=\"head\"}}");
+    assert_eq!(f.metric(&hits).await, 1.0);
+
+    // Past the TTL the next call goes upstream again.
+    eventually("a call past the TTL to go upstream", SETTLE, || async {
+        cache_of(&f.call(3, "eth_gasPrice", "[]").await) == Some("MISS")
+    })
+    .await;
+    assert_eq!(f.node.requests("eth_gasPrice"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_answer_outlives_its_node_and_an_unfinal_one_lives_only_for_the_ttl() {
+    let f = Fixture::start(500).await;
+    let final_block = r#"["0x384",false]"#; // 900: finalized
+    let recent_block = r#"["0x3b6",false]"#; // 950: above it
+    let final_answer = f.call(1, "eth_getBlockByNumber", final_block).await;
+    assert_eq!(cache_of(&final_answer), Some("MISS"));
+    assert_eq!(final_answer.json()["result"]["number"], "0x384");
+    assert_eq!(
+        cache_of(&f.call(2, "eth_getBlockByNumber", recent_block).await),
+        Some("MISS")
+    );
+    // A receipt in a final block, asked with its hash in upper case: the
+    // canonical key is the same.
+    f.node.set_receipt_block(850);
+    let receipt = f.call(3, "eth_getTransactionReceipt", TX).await;
+    assert_eq!(cache_of(&receipt), Some("MISS"));
+
+    f.node.kill();
+    let again = f.call(4, "eth_getBlockByNumber", final_block).await;
+    assert_eq!(
+        (again.status, cache_of(&again)),
+        (200, Some("HIT")),
+        "{}",
+        again.text()
+    );
+    assert_eq!(again.json()["result"], final_answer.json()["result"]);
+    let upper = TX.replace("aa", "AA");
+    let receipt_again = f.call(5, "eth_getTransactionReceipt", &upper).await;
+    assert_eq!(
+        cache_of(&receipt_again),
+        Some("HIT"),
+        "{}",
+        receipt_again.text()
+    );
+    assert_eq!(receipt_again.json()["result"]["blockNumber"], "0x352");
+
+    // The block above the finalized height is gone once the TTL has
+    // passed: the node is down, so the call fails instead of a stale hit.
+    eventually("the unfinal block to leave the cache", SETTLE, || async {
+        let r = f.call(6, "eth_getBlockByNumber", recent_block).await;
+        cache_of(&r) != Some("HIT") && r.json().get("error").is_some()
+    })
+    .await;
+    let stale = format!("meridian_cache_stale_drops_total{{network=\"{NET}\",class=\"block\"}}");
+    assert!(f.metric(&stale).await >= 1.0);
+    // The final one is still there.
+    let later = f.call(7, "eth_getBlockByNumber", final_block).await;
+    assert_eq!(cache_of(&later), Some("HIT"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_nulls_writes_and_pending_are_never_cached() {
+    let f = Fixture::start(60_000).await;
+    // Upstream calls of `method` for two identical client calls.
+    let twice = |method: &'static str, params: &'static str| {
+        let f = &f;
+        async move {
+            let before = f.node.requests(method);
+            for id in 1..=2 {
+                let r = f.call(id, method, params).await;
+                assert_ne!(cache_of(&r), Some("HIT"), "{method}: {}", r.text());
+            }
+            f.node.requests(method) - before
+        }
+    };
+    // The mock answers eth_getCode with a JSON-RPC error.
+    assert_eq!(
+        twice(
+            "eth_getCode",
+            r#"["0x0000000000000000000000000000000000000001","0x10"]"#
+        )
+        .await,
+        2
+    );
+    // Not mined yet: null.
+    assert_eq!(twice("eth_getTransactionReceipt", TX).await, 2);
+    // Above the head: null.
+    assert_eq!(
+        twice("eth_getBlockByNumber", r#"["0x5000",false]"#).await,
+        2
+    );
+    assert_eq!(
+        twice("eth_getBlockByNumber", r#"["pending",false]"#).await,
+        2
+    );
+    assert_eq!(twice("eth_sendRawTransaction", r#"["0x00"]"#).await, 2);
+    // And once something is cached, a malformed request is still refused
+    // before the cache: never a hit.
+    let ok = f.call(1, "net_version", "[]").await;
+    assert_eq!(cache_of(&ok), Some("MISS"));
+    let bad = f
+        .client
+        .post(
+            &network_url(&f.dp, NET),
+            r#"{"jsonrpc":"2.0","id":1,"method":"net_version""#.to_owned(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((bad.status, cache_of(&bad)), (400, None), "{}", bad.text());
+    assert_eq!(cache_of(&f.call(2, "net_version", "[]").await), Some("HIT"));
+    assert_eq!(f.node.requests("net_version"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_with_its_cache_off_sends_every_call() {
+    init_test_logs();
+    let node = MockEvmNode::start_with(1000, 1).await;
+    let cp_dir = tempfile::tempdir().unwrap();
+    let cp = start_control_plane(&control_toml(
+        cp_dir.path(),
+        &[NetworkSpec::new(NET)
+            .cache("enabled", "false")
+            .upstream("a", &node.url(), "eu")],
+    ))
+    .await;
+    let dp_dir = tempfile::tempdir().unwrap();
+    let mut config = proxy_config(&control_plane_url(&cp), "eu", dp_dir.path());
+    config.cache_max_bytes = 1024 * 1024;
+    let dp = start_data_plane_with(config).await;
+    let mut admin = admin_client(&cp).await;
+    wait_healthy(&mut admin, NET, &["a"]).await;
+    wait_in_sync(&cp, &dp).await;
+    let client = RpcClient::new();
+    for id in 1..=3 {
+        let r = client
+            .post(
+                &network_url(&dp, NET),
+                request_body(id, "net_version", "[]"),
+            )
+            .await
+            .unwrap();
+        assert_eq!((r.status, cache_of(&r)), (200, None));
+    }
+    assert_eq!(node.requests("net_version"), 3);
+}
