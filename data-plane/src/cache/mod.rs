@@ -12,6 +12,7 @@
 //! proxy and carried across snapshots. The client's id is never part of a
 //! key: a hit is written out around the asking client's own id bytes.
 
+pub mod flight;
 pub mod freshness;
 pub mod stats;
 
@@ -27,7 +28,13 @@ use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
 pub use freshness::Lifetime;
 pub use stats::CacheStats;
 
+use crate::proxy::forward::Validated;
+use crate::proxy::hedge::Report;
 use crate::proxy::parse::Call;
+use crate::proxy::reply::ErrorReply;
+
+/// What one flight of coalesced calls brings back (see [`flight`]).
+pub type Flown = (Result<Validated, ErrorReply>, Report);
 use crate::routing::RoutedNetwork;
 
 /// Bytes charged per entry beyond its key and answer: the store's own
@@ -74,6 +81,7 @@ pub struct ResponseCache {
     entries: Cache<Box<str>, Entry, ByBytes, DefaultHashBuilder, CountEvictions>,
     evictions: Arc<AtomicU64>,
     max_bytes: u64,
+    flights: Arc<flight::Flights<Flown>>,
 }
 
 impl std::fmt::Debug for ResponseCache {
@@ -107,6 +115,7 @@ impl ResponseCache {
             ),
             evictions: evictions.0,
             max_bytes,
+            flights: Arc::default(),
         })
     }
 
@@ -132,8 +141,9 @@ impl ResponseCache {
         })
     }
 
-    /// The fresh answer kept for `call`, counted as a hit or a miss (an
-    /// entry past its lifetime is dropped and counted as stale).
+    /// The fresh answer kept for `call`, counted as a hit (an entry past
+    /// its lifetime is dropped and counted as stale). The caller counts
+    /// what a miss becomes: a request upstream or a coalesced wait.
     pub fn get(&self, network: &RoutedNetwork, call: &Cacheable, now: Instant) -> Option<Bytes> {
         let stats = network.cache_stats.of(call.class);
         match self.entries.get(&*call.key) {
@@ -144,13 +154,9 @@ impl ResponseCache {
             Some(_) => {
                 self.entries.remove(&*call.key);
                 CacheStats::bump(&stats.stale);
-                CacheStats::bump(&stats.misses);
                 None
             }
-            None => {
-                CacheStats::bump(&stats.misses);
-                None
-            }
+            None => None,
         }
     }
 
@@ -174,6 +180,11 @@ impl ResponseCache {
             };
             self.entries.insert(call.key, entry);
         }
+    }
+
+    /// Identical calls in flight, coalesced.
+    pub fn flights(&self) -> &Arc<flight::Flights<Flown>> {
+        &self.flights
     }
 
     /// Bytes held (keys, answers and per-entry overhead).

@@ -14,6 +14,8 @@ pub struct ClassStats {
     pub hits: AtomicU64,
     /// Cacheable calls that went upstream.
     pub misses: AtomicU64,
+    /// Cacheable calls that waited for an identical call in flight.
+    pub coalesced: AtomicU64,
     /// Entries found past their lifetime and dropped.
     pub stale: AtomicU64,
 }
@@ -53,7 +55,7 @@ impl CacheStats {
     /// Writes the counters of each `(network, stats)` pair.
     pub fn render(all: &[(&str, &CacheStats)], out: &mut TextEncoder) {
         type Pick = fn(&ClassStats) -> &AtomicU64;
-        let counters: [(&str, &str, Pick); 3] = [
+        let counters: [(&str, &str, Pick); 4] = [
             (
                 "meridian_cache_hits_total",
                 "Calls answered from the cache, by network and class.",
@@ -61,8 +63,13 @@ impl CacheStats {
             ),
             (
                 "meridian_cache_misses_total",
-                "Cacheable calls that went upstream, by network and class.",
+                "Cacheable calls that went upstream (one per flight), by network and class.",
                 |c| &c.misses,
+            ),
+            (
+                "meridian_cache_coalesced_total",
+                "Cacheable calls answered by an identical call already in flight, by network and class.",
+                |c| &c.coalesced,
             ),
             (
                 "meridian_cache_stale_drops_total",

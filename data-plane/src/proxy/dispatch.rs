@@ -8,14 +8,15 @@
 //! Notifications get no answer: a request of only notifications ends in
 //! HTTP 204 with no body.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
 use http::{HeaderValue, StatusCode};
 use meridian_common::jsonrpc;
 
-use super::batch::{self, Member, MemberKind, Outcome, plan};
+use super::batch::{self, Outcome, plan};
+use super::cached;
 use super::classify::{Route, route};
 use super::forward::{Ctx, Job, Validated};
 use super::hedge::{self, Report};
@@ -27,9 +28,7 @@ use super::respond::HANDLED_BY_MERIDIAN;
 use super::write;
 use crate::cache::ResponseCache;
 
-const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
-const X_CACHE_HIT: HeaderValue = HeaderValue::from_static("HIT");
-const X_CACHE_MISS: HeaderValue = HeaderValue::from_static("MISS");
+pub(super) const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// What serving a request did, for headers, the log line and metrics.
 #[derive(Debug)]
@@ -50,7 +49,7 @@ pub async fn serve(ctx: &Ctx, parsed: &Parsed<'_>, archive_path: bool) -> Served
     }
 }
 
-async fn run(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Report) {
+pub(super) async fn run(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Report) {
     match job.route {
         Route::Write { broadcast } => write::write(ctx, job, broadcast).await,
         Route::Read | Route::Archive => hedge::read(ctx, job).await,
@@ -75,38 +74,22 @@ async fn single(ctx: &Ctx, call: &Call<'_>, archive_path: bool) -> Served {
             queue_wait: Duration::ZERO,
         };
     }
-    let cache = ctx.shared.cache.as_ref();
-    let cacheable = cache.and_then(|_| ResponseCache::cacheable(network, call));
-    if let (Some(cache), Some(key)) = (cache, &cacheable)
-        && let Some(result) = cache.get(network, key, Instant::now())
+    let route = route(network, archive_path, call);
+    if let Some(cache) = &ctx.shared.cache
+        && let Some(key) = ResponseCache::cacheable(network, call)
     {
-        return Served {
-            reply: Ok(hit(call, result)),
-            hedged: false,
-            queue_wait: Duration::ZERO,
-        };
+        return cached::serve(ctx, call, route, cache, key).await;
     }
     let (body, expected) = outbound::single(call);
     let job = Job {
-        route: route(network, archive_path, call),
+        route,
         body,
         batch: false,
         expected,
     };
     let (result, report) = run(ctx, &job).await;
     let reply = match result {
-        Ok(answer) => {
-            let missed = cacheable.is_some();
-            if let (Some(cache), Some(key), Some(Some(member))) =
-                (cache, cacheable, answer.members.first())
-                && member.kind == MemberKind::Result
-            {
-                cache.put(network, key, &member.value, Instant::now());
-            }
-            let mut reply = single_answer(call, answer, report.tries);
-            reply.cache = missed.then_some(X_CACHE_MISS);
-            Ok(reply)
-        }
+        Ok(answer) => Ok(single_answer(call, &answer, report.tries)),
         Err(mut reply) => {
             reply.tries = report.tries;
             if call.is_notification() {
@@ -133,9 +116,11 @@ async fn single(ctx: &Ctx, call: &Call<'_>, archive_path: bool) -> Served {
     }
 }
 
-fn single_answer(call: &Call<'_>, answer: Validated, tries: u32) -> Answer {
+/// The client's answer to `call` from an upstream's `answer`, with the
+/// client's own id.
+pub(super) fn single_answer(call: &Call<'_>, answer: &Validated, tries: u32) -> Answer {
     let (Some(id), Some(Some(member))) = (call.id, answer.members.first()) else {
-        return no_content(answer.handled_by, tries, None);
+        return no_content(answer.handled_by.clone(), tries, None);
     };
     // The upstream answered Meridian's id: write the answer anew around the
     // client's id bytes.
@@ -145,29 +130,10 @@ fn single_answer(call: &Call<'_>, answer: Validated, tries: u32) -> Answer {
         status: answer.status,
         content_type: Some(APPLICATION_JSON),
         body: Bytes::from(out),
-        handled_by: answer.handled_by,
+        handled_by: answer.handled_by.clone(),
         tries,
         rejected_by: None,
         cache: None,
-    }
-}
-
-/// A kept `result` as the answer to `call`, with the client's own id.
-fn hit(call: &Call<'_>, result: Bytes) -> Answer {
-    let mut out = Vec::with_capacity(result.len() + 64);
-    let member = Outcome::Answer(Member {
-        kind: MemberKind::Result,
-        value: result,
-    });
-    batch::write_response(&mut out, call.id, &member);
-    Answer {
-        status: StatusCode::OK,
-        content_type: Some(APPLICATION_JSON),
-        body: Bytes::from(out),
-        handled_by: HANDLED_BY_MERIDIAN,
-        tries: 0,
-        rejected_by: None,
-        cache: Some(X_CACHE_HIT),
     }
 }
 

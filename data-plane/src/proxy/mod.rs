@@ -19,6 +19,7 @@
 
 pub mod access_log;
 pub mod batch;
+pub mod cached;
 pub mod classify;
 pub mod dispatch;
 pub mod forward;

@@ -2,9 +2,11 @@
 //! the head micro cache, finality, what is never cached, and that a hit
 //! carries the asking client's own id.
 
+use std::time::Duration;
+
 use meridian_data_plane::app::DataPlane;
 use meridian_integration_tests::harness::*;
-use meridian_integration_tests::mock_evm::MockEvmNode;
+use meridian_integration_tests::mock_evm::{Fault, MockEvmNode};
 use meridian_integration_tests::poll::eventually;
 use meridian_integration_tests::rpc::{RpcClient, RpcResponse, request_body};
 
@@ -253,4 +255,86 @@ async fn a_network_with_its_cache_off_sends_every_call() {
         assert_eq!((r.status, cache_of(&r)), (200, None));
     }
     assert_eq!(node.requests("net_version"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_identical_calls_at_once_make_one_upstream_request() {
+    let f = Fixture::start(1_000).await;
+    // Slow enough that the calls overlap; late ones find the (final)
+    // block in the cache, so the count is one whatever the timing.
+    f.node.set_fault(Fault::Delay(Duration::from_millis(1_500)));
+    let url = network_url(&f.dp, NET);
+    let calls: Vec<_> = (0..1_000u64)
+        .map(|id| {
+            let (client, url) = (f.client.clone(), url.clone());
+            tokio::spawn(async move {
+                let body = request_body(10_000 + id, "eth_getBlockByNumber", r#"["0x320",false]"#);
+                (id, client.post(&url, body).await.unwrap())
+            })
+        })
+        .collect();
+    let mut outcomes = std::collections::HashMap::<String, usize>::new();
+    for call in calls {
+        let (id, r) = call.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        let json = r.json();
+        assert_eq!(json["id"], 10_000 + id, "each gets its own id");
+        assert_eq!(json["result"]["number"], "0x320");
+        *outcomes
+            .entry(cache_of(&r).unwrap_or("-").to_owned())
+            .or_default() += 1;
+    }
+    f.node.set_fault(Fault::None);
+    assert_eq!(f.node.requests("eth_getBlockByNumber"), 1, "{outcomes:?}");
+    assert_eq!(outcomes.get("MISS"), Some(&1), "{outcomes:?}");
+    assert!(
+        outcomes.get("COALESCED").is_some_and(|n| *n > 0),
+        "{outcomes:?}"
+    );
+    let coalesced = format!("meridian_cache_coalesced_total{{network=\"{NET}\",class=\"block\"}}");
+    assert_eq!(
+        f.metric(&coalesced).await as usize,
+        outcomes["COALESCED"],
+        "{outcomes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_does_not_cancel_the_call_for_the_others_and_errors_are_shared_not_kept()
+ {
+    let f = Fixture::start(60_000).await;
+    f.node.set_fault(Fault::Delay(Duration::from_millis(800)));
+    let url = network_url(&f.dp, NET);
+    let body = request_body(1, "eth_getBlockByNumber", r#"["0x321",false]"#);
+    // The first caller gives up (drops its request) while the call flies.
+    let leaver = tokio::time::timeout(Duration::from_millis(200), f.client.post(&url, body)).await;
+    assert!(leaver.is_err(), "the first caller hung up");
+    let stayer = f
+        .call(2, "eth_getBlockByNumber", r#"["0x321",false]"#)
+        .await;
+    assert_eq!(stayer.status, 200, "{}", stayer.text());
+    assert_eq!(stayer.json()["id"], 2);
+    assert_eq!(stayer.json()["result"]["number"], "0x321");
+    assert_eq!(f.node.requests("eth_getBlockByNumber"), 1);
+
+    // An error while waiters wait is theirs too, and is not kept.
+    f.node.set_fault(Fault::Http500);
+    let (a, b) = tokio::join!(
+        f.call(3, "eth_getBlockByNumber", r#"["0x322",false]"#),
+        f.call(4, "eth_getBlockByNumber", r#"["0x322",false]"#),
+    );
+    for (r, id) in [(&a, 3), (&b, 4)] {
+        assert_eq!(r.json()["id"], id);
+        assert!(r.json().get("error").is_some(), "{}", r.text());
+    }
+    f.node.set_fault(Fault::None);
+    let after = f
+        .call(5, "eth_getBlockByNumber", r#"["0x322",false]"#)
+        .await;
+    assert_eq!(
+        (after.status, cache_of(&after)),
+        (200, Some("MISS")),
+        "{}",
+        after.text()
+    );
 }

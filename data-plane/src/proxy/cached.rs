@@ -1,0 +1,163 @@
+//! Phase: a cacheable single call, answered from the cache, by waiting
+//! for an identical call already in flight, or by the one request that
+//! flies for all of them (docs/caching.md).
+//!
+//! The flying request runs in a task of its own: the client that started
+//! it may hang up without cancelling it for the others, and it fills the
+//! cache before it lands, so a call that arrives after the flight finds
+//! the answer there. Each waiter waits under its own deadline and gives up
+//! alone. An error or a timeout is given to those already waiting and is
+//! not cached.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use meridian_common::jsonrpc;
+
+use super::batch::{self, Member, MemberKind, Outcome};
+use super::classify::Route;
+use super::dispatch::{Served, run, single_answer};
+use super::forward::{Ctx, Job};
+use super::outbound;
+use super::parse::Call;
+use super::reply::{Answer, ErrorReply};
+use super::respond::HANDLED_BY_MERIDIAN;
+use crate::cache::flight::Joined;
+use crate::cache::{CacheStats, Cacheable, Flown, ResponseCache};
+
+const HIT: HeaderValue = HeaderValue::from_static("HIT");
+const MISS: HeaderValue = HeaderValue::from_static("MISS");
+const COALESCED: HeaderValue = HeaderValue::from_static("COALESCED");
+
+/// Serves `call`, whose answers `cache` may keep under `key`.
+pub async fn serve(
+    ctx: &Ctx,
+    call: &Call<'_>,
+    route: Route,
+    cache: &ResponseCache,
+    key: Cacheable,
+) -> Served {
+    let network = &ctx.network;
+    if let Some(result) = cache.get(network, &key, Instant::now()) {
+        return Served {
+            reply: Ok(hit(call, result)),
+            hedged: false,
+            queue_wait: Default::default(),
+        };
+    }
+    let stats = network.cache_stats.of(key.class);
+    match cache.flights().join(&key.key) {
+        Joined::Leader(leader) => {
+            CacheStats::bump(&stats.misses);
+            let (body, expected) = outbound::single(call);
+            let job = Job {
+                route,
+                body,
+                batch: false,
+                expected,
+            };
+            let flying = ctx.clone();
+            let task = tokio::spawn(async move {
+                let flown: Flown = run(&flying, &job).await;
+                if let (Some(cache), Ok(answer)) = (&flying.shared.cache, &flown.0)
+                    && let Some(Some(member)) = answer.members.first()
+                    && member.kind == MemberKind::Result
+                {
+                    cache.put(&flying.network, key, &member.value, Instant::now());
+                }
+                leader.land(flown)
+            });
+            match task.await {
+                Ok(flown) => from_flight(call, &flown, true),
+                Err(_) => lost(call),
+            }
+        }
+        Joined::Waiter(waiter) => {
+            CacheStats::bump(&stats.coalesced);
+            let deadline = tokio::time::Instant::from_std(ctx.deadline);
+            match tokio::time::timeout_at(deadline, waiter.outcome()).await {
+                Ok(Some(flown)) => from_flight(call, &flown, false),
+                Ok(None) => lost(call),
+                Err(_) => Served {
+                    reply: Err(ErrorReply::rejected(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        jsonrpc::RESOURCE_UNAVAILABLE,
+                        "timeout",
+                        format!(
+                            "no answer within request_timeout_ms ({} ms) from the identical call in flight",
+                            network.policy.request_timeout_ms
+                        ),
+                    )
+                    .with_id(call.id)),
+                    hedged: false,
+                    queue_wait: Default::default(),
+                },
+            }
+        }
+    }
+}
+
+/// The answer of a flight to `call`: the leader's with its tries, a
+/// waiter's with none of its own.
+fn from_flight(call: &Call<'_>, flown: &Arc<Flown>, leader: bool) -> Served {
+    let (result, report) = &**flown;
+    let tries = if leader { report.tries } else { 0 };
+    let reply = match result {
+        Ok(answer) => {
+            let mut reply = single_answer(call, answer, tries);
+            reply.cache = Some(if leader { MISS } else { COALESCED });
+            Ok(reply)
+        }
+        Err(reply) => {
+            let mut reply = reply.clone().with_id(call.id);
+            reply.tries = tries;
+            Err(reply)
+        }
+    };
+    Served {
+        reply,
+        hedged: leader && report.hedged,
+        queue_wait: if leader {
+            report.queue_wait
+        } else {
+            Default::default()
+        },
+    }
+}
+
+/// The flight's task ended without an outcome (it panicked): a bug, told
+/// to the client as an internal error rather than a hang.
+fn lost(call: &Call<'_>) -> Served {
+    Served {
+        reply: Err(ErrorReply::rejected(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            jsonrpc::INTERNAL_ERROR,
+            "internal",
+            "the request in flight for this call was lost",
+        )
+        .with_id(call.id)),
+        hedged: false,
+        queue_wait: Default::default(),
+    }
+}
+
+/// A kept `result` as the answer to `call`, with the client's own id.
+fn hit(call: &Call<'_>, result: Bytes) -> Answer {
+    let mut out = Vec::with_capacity(result.len() + 64);
+    let member = Outcome::Answer(Member {
+        kind: MemberKind::Result,
+        value: result,
+    });
+    batch::write_response(&mut out, call.id, &member);
+    Answer {
+        status: StatusCode::OK,
+        content_type: Some(super::dispatch::APPLICATION_JSON),
+        body: Bytes::from(out),
+        handled_by: HANDLED_BY_MERIDIAN,
+        tries: 0,
+        rejected_by: None,
+        cache: Some(HIT),
+    }
+}
