@@ -26,6 +26,7 @@ use super::reply::{Answer, ErrorReply};
 use super::respond::HANDLED_BY_MERIDIAN;
 use crate::cache::flight::Joined;
 use crate::cache::{CacheStats, Cacheable, Flown, ResponseCache};
+use crate::routing::RoutedNetwork;
 
 const HIT: HeaderValue = HeaderValue::from_static("HIT");
 const MISS: HeaderValue = HeaderValue::from_static("MISS");
@@ -159,5 +160,77 @@ fn hit(call: &Call<'_>, result: Bytes) -> Answer {
         tries: 0,
         rejected_by: None,
         cache: Some(HIT),
+    }
+}
+
+/// The cache's part in a batch: each element looks the cache up by
+/// itself, only the misses go upstream (in the batch's usual jobs), and
+/// their answers are kept. Batch elements are not coalesced with calls in
+/// flight; each miss is one call of an upstream batch.
+#[derive(Debug)]
+pub struct BatchCache<'c> {
+    cache: &'c ResponseCache,
+    /// The key of each element that missed, by position.
+    keys: Vec<Option<Cacheable>>,
+    hits: usize,
+    misses: usize,
+}
+
+impl<'c> BatchCache<'c> {
+    /// For a batch of `elements`.
+    pub fn new(cache: &'c ResponseCache, elements: usize) -> Self {
+        Self {
+            cache,
+            keys: std::iter::repeat_with(|| None).take(elements).collect(),
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// The answer of element `i`, `call`, from the cache; `None` when it
+    /// must go upstream (a miss is remembered, to keep its answer).
+    pub fn lookup(
+        &mut self,
+        network: &RoutedNetwork,
+        i: usize,
+        call: &Call<'_>,
+    ) -> Option<Outcome> {
+        let key = ResponseCache::cacheable(network, call)?;
+        if let Some(result) = self.cache.get(network, &key, Instant::now()) {
+            self.hits += 1;
+            return Some(Outcome::Answer(Member {
+                kind: MemberKind::Result,
+                value: result,
+            }));
+        }
+        self.misses += 1;
+        CacheStats::bump(&network.cache_stats.of(key.class).misses);
+        if let Some(slot) = self.keys.get_mut(i) {
+            *slot = Some(key);
+        }
+        None
+    }
+
+    /// Keeps `member`, the upstream's answer to element `i`, if it missed.
+    pub fn keep(&mut self, network: &RoutedNetwork, i: usize, member: &Member) {
+        if member.kind != MemberKind::Result {
+            return;
+        }
+        if let Some(key) = self.keys.get_mut(i).and_then(Option::take) {
+            self.cache.put(network, key, &member.value, Instant::now());
+        }
+    }
+
+    /// `x-cache` for the batch: `HIT=<n>, MISS=<m>`, only the non-zero
+    /// counts; `None` when no element was cacheable.
+    pub fn header(&self) -> Option<HeaderValue> {
+        let parts: Vec<String> = [("HIT", self.hits), ("MISS", self.misses)]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(word, n)| format!("{word}={n}"))
+            .collect();
+        (!parts.is_empty())
+            .then(|| HeaderValue::from_str(&parts.join(", ")).ok())
+            .flatten()
     }
 }

@@ -178,7 +178,12 @@ async fn batch(ctx: &Ctx, elements: &[Element<'_>], archive_path: bool) -> Serve
     let mut refusals = Refusals::default();
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(elements.len());
     let mut routes: Vec<Option<Route>> = Vec::with_capacity(elements.len());
-    for element in elements {
+    let mut cache = ctx
+        .shared
+        .cache
+        .as_ref()
+        .map(|c| cached::BatchCache::new(c, elements.len()));
+    for (i, element) in elements.iter().enumerate() {
         let (outcome, r) = match element {
             Element::Invalid(invalid) => {
                 refusals.json = true;
@@ -203,7 +208,10 @@ async fn batch(ctx: &Ctx, elements: &[Element<'_>], archive_path: bool) -> Serve
                 };
                 (outcome, None)
             }
-            Element::Call(call) => (Outcome::Silent, Some(route(network, archive_path, call))),
+            Element::Call(call) => match cache.as_mut().and_then(|c| c.lookup(network, i, call)) {
+                Some(hit) => (hit, None),
+                None => (Outcome::Silent, Some(route(network, archive_path, call))),
+            },
         };
         outcomes.push(outcome);
         routes.push(r);
@@ -260,6 +268,9 @@ async fn batch(ctx: &Ctx, elements: &[Element<'_>], archive_path: bool) -> Serve
         match result {
             Ok(answer) => {
                 for (i, member) in members.iter().zip(answer.members) {
+                    if let (Some(cache), Some(member)) = (cache.as_mut(), &member) {
+                        cache.keep(network, *i, member);
+                    }
                     if let (Some(slot), Some(member)) = (outcomes.get_mut(*i), member) {
                         *slot = Outcome::Answer(member);
                     }
@@ -294,6 +305,7 @@ async fn batch(ctx: &Ctx, elements: &[Element<'_>], archive_path: bool) -> Serve
         }
     };
     let rejected_by = refusals.header();
+    let cache = cache.and_then(|c| c.header());
     served.reply = Ok(match batch::reassemble(&ids, &outcomes) {
         Some(out) => Answer {
             status: StatusCode::OK,
@@ -302,7 +314,7 @@ async fn batch(ctx: &Ctx, elements: &[Element<'_>], archive_path: bool) -> Serve
             handled_by,
             tries,
             rejected_by,
-            cache: None,
+            cache,
         },
         None => Answer {
             status: StatusCode::NO_CONTENT,
@@ -311,7 +323,7 @@ async fn batch(ctx: &Ctx, elements: &[Element<'_>], archive_path: bool) -> Serve
             handled_by,
             tries,
             rejected_by,
-            cache: None,
+            cache,
         },
     });
     served

@@ -338,3 +338,41 @@ async fn a_client_that_hangs_up_does_not_cancel_the_call_for_the_others_and_erro
         after.text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_elements_look_the_cache_up_one_by_one_and_only_misses_go_upstream() {
+    let f = Fixture::start(60_000).await;
+    assert_eq!(
+        cache_of(&f.call(1, "net_version", "[]").await),
+        Some("MISS")
+    );
+    let batch = r#"[
+        {"jsonrpc":"2.0","id":"a","method":"net_version"},
+        {"jsonrpc":"2.0","id":2,"method":"eth_getBlockByNumber","params":["0x320",false]},
+        {"jsonrpc":"2.0","id":3,"method":"web3_clientVersion"}
+    ]"#;
+    let send = || f.client.post(network_url(&f.dp, NET), batch.to_owned());
+    let first = send().await.unwrap();
+    assert_eq!(
+        (first.status, cache_of(&first)),
+        (200, Some("HIT=1, MISS=1"))
+    );
+    let second = send().await.unwrap();
+    assert_eq!(cache_of(&second), Some("HIT=2"), "{}", second.text());
+    for r in [&first, &second] {
+        let answers = r.json();
+        let ids: Vec<_> = answers
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].clone())
+            .collect();
+        assert_eq!(ids, [serde_json::json!("a"), 2.into(), 3.into()]);
+        assert_eq!(answers[0]["result"], "1");
+        assert_eq!(answers[1]["result"]["number"], "0x320");
+        assert_eq!(answers[2]["result"], "meridian-mock-evm/1");
+    }
+    assert_eq!(f.node.requests("net_version"), 1);
+    assert_eq!(f.node.requests("eth_getBlockByNumber"), 1);
+    assert_eq!(f.node.requests("web3_clientVersion"), 2, "never cached");
+}
