@@ -153,6 +153,12 @@ pub trait Chain: Send + Sync + 'static {
     /// [`CacheClass::ByHash`]; `None` when it names none (e.g. `null`).
     fn answer_block(&self, result: &RawValue) -> Option<u64>;
 
+    /// The one block (number and hash) an answer shows, for reorg
+    /// detection: two answers naming the same number with different
+    /// hashes mean the chain was reorganised there. `None` when the
+    /// answer shows no block, or several.
+    fn answer_block_hash(&self, result: &RawValue) -> Option<(u64, String)>;
+
     /// `params` in a canonical form, so calls that mean the same share a
     /// cache entry (the key is network, method and this); `None` when the
     /// params cannot be read (the call is then not cached).

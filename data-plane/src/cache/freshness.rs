@@ -32,6 +32,18 @@ impl Lifetime {
     }
 }
 
+/// Whether a reorganisation at `height` takes an entry with it:
+/// `Some(h)` when it depends on block `h` (or, `u64::MAX`, on the head);
+/// `None` for answers no reorganisation changes (static ones).
+pub fn reorg_from(class: CacheClass, answer_block: Option<u64>) -> Option<u64> {
+    match class {
+        CacheClass::Static | CacheClass::Never => None,
+        CacheClass::Head => Some(u64::MAX),
+        CacheClass::AtHeight(height) => Some(height),
+        CacheClass::ByHash => Some(answer_block.unwrap_or(u64::MAX)),
+    }
+}
+
 /// How long `result` (the raw JSON of an answer's `result` member) to a
 /// call of `class` may be served, or `None` when it must not be kept.
 pub fn lifetime(

@@ -41,11 +41,18 @@ use crate::routing::RoutedNetwork;
 /// bookkeeping, so many tiny entries cannot exceed the bound either.
 const ENTRY_OVERHEAD: u64 = 96;
 
+/// Heights whose block hash is remembered for reorg detection, all
+/// networks together.
+const SEEN_HEIGHTS: usize = 65_536;
+
 /// One kept answer: the raw JSON of its `result` member.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub result: Bytes,
     pub lifetime: Lifetime,
+    /// A reorganisation at or below this height drops the entry
+    /// ([`freshness::reorg_from`]).
+    pub reorg_from: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +89,9 @@ pub struct ResponseCache {
     evictions: Arc<AtomicU64>,
     max_bytes: u64,
     flights: Arc<flight::Flights<Flown>>,
+    /// The block hash last seen at each (network, height), for reorg
+    /// detection; bounded in entries (recent heights are what reorganise).
+    seen: Cache<(String, u64), Box<str>>,
 }
 
 impl std::fmt::Debug for ResponseCache {
@@ -116,6 +126,7 @@ impl ResponseCache {
             evictions: evictions.0,
             max_bytes,
             flights: Arc::default(),
+            seen: Cache::new(SEEN_HEIGHTS),
         })
     }
 
@@ -171,15 +182,60 @@ impl ResponseCache {
             network.heights.finalized(),
             now,
         );
-        if let Some(lifetime) = lifetime {
-            // A copy: `result` is a slice of the upstream's whole answer
-            // (a batch, say), which must not stay alive behind one entry.
-            let entry = Entry {
-                result: Bytes::copy_from_slice(result),
-                lifetime,
-            };
-            self.entries.insert(call.key, entry);
+        let Some(lifetime) = lifetime else {
+            return;
+        };
+        let shown = serde_json::from_slice::<&serde_json::value::RawValue>(result)
+            .ok()
+            .and_then(|raw| network.chain.chain().answer_block_hash(raw));
+        if let Some((height, hash)) = &shown {
+            self.check_reorg(network, *height, hash);
         }
+        // A copy: `result` is a slice of the upstream's whole answer
+        // (a batch, say), which must not stay alive behind one entry.
+        let entry = Entry {
+            result: Bytes::copy_from_slice(result),
+            lifetime,
+            reorg_from: freshness::reorg_from(call.class, shown.map(|(height, _)| height)),
+        };
+        self.entries.insert(call.key, entry);
+    }
+
+    /// Remembers that block `height` of `network` has `hash`; a different
+    /// hash than the one remembered means the chain was reorganised there:
+    /// every entry of the network that depends on that height or above is
+    /// dropped, and counted.
+    fn check_reorg(&self, network: &RoutedNetwork, height: u64, hash: &str) {
+        let key = (network.id.clone(), height);
+        match self.seen.get(&key) {
+            Some(known) if &*known == hash => return,
+            Some(_) => {}
+            None => {
+                self.seen.insert(key, hash.into());
+                return;
+            }
+        }
+        self.seen.insert(key, hash.into());
+        let prefix = format!("{}\n", network.id);
+        let dropped = AtomicU64::new(0);
+        self.entries.retain(|key, entry| {
+            let gone =
+                key.starts_with(&prefix) && entry.reorg_from.is_some_and(|from| from >= height);
+            if gone {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            !gone
+        });
+        let dropped = dropped.into_inner();
+        let stats = &network.cache_stats;
+        CacheStats::bump(&stats.reorgs);
+        stats.reorg_drops.fetch_add(dropped, Ordering::Relaxed);
+        tracing::warn!(
+            network = network.id.as_str(),
+            height,
+            dropped,
+            "block hash changed at this height (a reorg): cached answers of it and above dropped"
+        );
     }
 
     /// Identical calls in flight, coalesced.

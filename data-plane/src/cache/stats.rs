@@ -26,6 +26,10 @@ pub struct CacheStats {
     pub static_: ClassStats,
     pub head: ClassStats,
     pub block: ClassStats,
+    /// Block hashes that changed at a height already seen.
+    pub reorgs: AtomicU64,
+    /// Entries dropped because of those.
+    pub reorg_drops: AtomicU64,
 }
 
 impl CacheStats {
@@ -77,6 +81,27 @@ impl CacheStats {
                 |c| &c.stale,
             ),
         ];
+        for (name, help, total) in [
+            (
+                "meridian_cache_reorgs_total",
+                "Reorganisations seen: an answer showed another block hash at a height already seen.",
+                (|s| &s.reorgs) as fn(&CacheStats) -> &AtomicU64,
+            ),
+            (
+                "meridian_cache_reorg_drops_total",
+                "Entries dropped because a reorganisation reached the block they depend on.",
+                |s| &s.reorg_drops,
+            ),
+        ] {
+            out.family(name, "counter", help);
+            for (network, stats) in all {
+                out.sample(
+                    name,
+                    &[("network", network)],
+                    total(stats).load(Ordering::Relaxed),
+                );
+            }
+        }
         for (name, help, pick) in counters {
             out.family(name, "counter", help);
             for (network, stats) in all {

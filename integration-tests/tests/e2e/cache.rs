@@ -376,3 +376,47 @@ async fn batch_elements_look_the_cache_up_one_by_one_and_only_misses_go_upstream
     assert_eq!(f.node.requests("eth_getBlockByNumber"), 1);
     assert_eq!(f.node.requests("web3_clientVersion"), 2, "never cached");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_hash_that_changes_drops_the_answers_of_its_height_and_above() {
+    // A TTL far longer than the test: only the reorg can drop entries.
+    let f = Fixture::start(600_000).await;
+    let at = |height: u64, full: bool| format!(r#"["{height:#x}",{full}]"#);
+    for (id, height) in [(1, 950), (2, 960), (3, 940)] {
+        let r = f.call(id, "eth_getBlockByNumber", &at(height, false)).await;
+        assert_eq!(cache_of(&r), Some("MISS"));
+    }
+    let before = f.call(4, "eth_getBlockByNumber", &at(950, false)).await;
+    assert_eq!(cache_of(&before), Some("HIT"));
+
+    // The node replaces its blocks; a call that misses (another key at
+    // height 950) shows the new hash: the reorg signal.
+    f.node.fork();
+    let other = f.call(5, "eth_getBlockByNumber", &at(950, true)).await;
+    assert_eq!(cache_of(&other), Some("MISS"));
+    assert_ne!(
+        other.json()["result"]["hash"],
+        before.json()["result"]["hash"]
+    );
+    let reorgs = format!("meridian_cache_reorgs_total{{network=\"{NET}\"}}");
+    assert_eq!(f.metric(&reorgs).await, 1.0);
+    let drops = format!("meridian_cache_reorg_drops_total{{network=\"{NET}\"}}");
+    assert_eq!(f.metric(&drops).await, 2.0, "950 and 960, not 940");
+
+    // No answer of a replaced block is served again.
+    let after = f.call(6, "eth_getBlockByNumber", &at(950, false)).await;
+    assert_eq!(cache_of(&after), Some("MISS"));
+    assert_eq!(
+        after.json()["result"]["hash"],
+        other.json()["result"]["hash"]
+    );
+    assert_eq!(
+        cache_of(&f.call(7, "eth_getBlockByNumber", &at(960, false)).await),
+        Some("MISS")
+    );
+    assert_eq!(
+        cache_of(&f.call(8, "eth_getBlockByNumber", &at(940, false)).await),
+        Some("HIT"),
+        "below the reorg"
+    );
+}

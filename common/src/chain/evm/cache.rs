@@ -139,6 +139,27 @@ pub(super) fn answer_block(result: &RawValue) -> Option<u64> {
     of(&serde_json::from_str(result.get()).ok()?)
 }
 
+/// A block's `number` and `hash`, or a transaction's or receipt's
+/// `blockNumber` and `blockHash` (hash lower-cased); lists show several
+/// blocks and give `None`.
+pub(super) fn answer_block_hash(result: &RawValue) -> Option<(u64, String)> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Shown<'a> {
+        number: Option<&'a str>,
+        hash: Option<&'a str>,
+        block_number: Option<&'a str>,
+        block_hash: Option<&'a str>,
+    }
+    let shown: Shown<'_> = serde_json::from_str(result.get()).ok()?;
+    let (number, hash) = match (shown.block_number, shown.block_hash) {
+        (Some(n), Some(h)) => (n, h),
+        _ => (shown.number?, shown.hash?),
+    };
+    let number = parse_quantity(&Value::String(number.to_owned())).ok()?;
+    Some((number, hash.to_ascii_lowercase()))
+}
+
 /// Params in canonical form: hex strings lower-cased (hex is
 /// case-insensitive in EVM JSON-RPC: addresses, hashes, data), block
 /// numbers without leading zeros, object keys sorted (`serde_json` keeps
@@ -207,6 +228,29 @@ mod tests {
 
     fn class_of(method: &str, params: &str) -> CacheClass {
         class(method, Some(&raw(params)))
+    }
+
+    #[test]
+    fn the_block_an_answer_shows_for_reorg_detection() {
+        assert_eq!(
+            answer_block_hash(&raw(r#"{"number":"0x10","hash":"0xAB","transactions":[]}"#)),
+            Some((16, "0xab".to_owned()))
+        );
+        assert_eq!(
+            answer_block_hash(&raw(
+                r#"{"blockNumber":"0x11","blockHash":"0xcd","hash":"0xtx","status":"0x1"}"#
+            )),
+            Some((17, "0xcd".to_owned())),
+            "a transaction's block, not its own hash"
+        );
+        for none in [
+            r#""0x1""#,
+            "null",
+            r#"[{"blockNumber":"0x1","blockHash":"0x2"}]"#,
+            r#"{"number":"0x1"}"#,
+        ] {
+            assert_eq!(answer_block_hash(&raw(none)), None, "{none}");
+        }
     }
 
     #[test]

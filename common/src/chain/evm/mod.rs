@@ -189,6 +189,10 @@ impl Chain for Evm {
         cache::answer_block(result)
     }
 
+    fn answer_block_hash(&self, result: &RawValue) -> Option<(u64, String)> {
+        cache::answer_block_hash(result)
+    }
+
     fn canonical_params(&self, method: &str, params: Option<&RawValue>) -> Option<String> {
         cache::canonical_params(method, params)
     }
