@@ -82,16 +82,21 @@ pub async fn serve(
                 Ok(Some(flown)) => from_flight(call, &flown, false),
                 Ok(None) => lost(call),
                 Err(_) => Served {
-                    reply: Err(ErrorReply::rejected(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        jsonrpc::RESOURCE_UNAVAILABLE,
-                        "timeout",
-                        format!(
+                    // Not a refusal (no `x-rejected-by`): the call was
+                    // under way, as a timeout of its own would be.
+                    reply: Err(ErrorReply {
+                        status: StatusCode::GATEWAY_TIMEOUT,
+                        code: jsonrpc::RESOURCE_UNAVAILABLE,
+                        message: format!(
                             "no answer within request_timeout_ms ({} ms) from the identical call in flight",
                             network.policy.request_timeout_ms
                         ),
-                    )
-                    .with_id(call.id)),
+                        id: call.id.map(ToOwned::to_owned),
+                        rejected_by: None,
+                        handled_by: None,
+                        tries: 0,
+                        body_unread: false,
+                    }),
                     hedged: false,
                     queue_wait: Default::default(),
                 },
