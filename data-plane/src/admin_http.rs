@@ -1,4 +1,5 @@
-//! The admin listener: `/health`, `/ready` and `/metrics`.
+//! The admin listener: `/health`, `/ready`, `/metrics` and `/cache` (the
+//! response cache per network, as JSON).
 //!
 //! `/health` answers 200 while the process serves at all; `/ready` only once
 //! a snapshot is loaded (from the control plane or from disk), so a load
@@ -55,9 +56,18 @@ pub fn respond<B>(shared: &Shared, request: &Request<B>) -> Response<Body> {
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
             response
         }
+        "/cache" => {
+            let body = crate::cache::report::render(shared.cache.as_ref(), &shared.table.load());
+            let mut response = text(StatusCode::OK, body);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /health, /ready, /metrics\n",
+            "not found: try /health, /ready, /metrics, /cache\n",
         ),
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! - [`freshness`]: how long an answer may be served (class, finality).
 //! - [`stats`]: hits, misses and drops per network and class.
+//! - [`flight`]: coalescing of identical calls in flight.
+//! - [`report`]: the admin listener's `/cache` view.
 //!
 //! Whether a call may be cached, and its canonical params, are the chain
 //! module's answers ([`meridian_common::chain::Chain::cache_class`],
@@ -14,6 +16,7 @@
 
 pub mod flight;
 pub mod freshness;
+pub mod report;
 pub mod stats;
 
 use std::sync::Arc;

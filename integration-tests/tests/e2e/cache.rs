@@ -420,3 +420,31 @@ async fn a_block_hash_that_changes_drops_the_answers_of_its_height_and_above() {
         "below the reorg"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_shows_the_cache_per_network() {
+    let f = Fixture::start(60_000).await;
+    for id in 1..=3 {
+        f.call(id, "net_version", "[]").await;
+    }
+    let r = f.client.get(dp_admin_url(&f.dp, "/cache")).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let view = r.json();
+    assert_eq!(view["enabled"], true);
+    assert_eq!(view["max_bytes"], 16 * 1024 * 1024);
+    assert!(view["bytes"].as_u64().unwrap() > 0, "{view}");
+    assert_eq!(view["entries"], 1);
+    let net = &view["networks"][0];
+    assert_eq!(net["id"], NET);
+    assert_eq!(net["finalized_height"], 900);
+    assert_eq!(net["head_ttl_ms"], 60_000);
+    let s = &net["classes"]["static"];
+    assert_eq!(
+        (s["hits"].as_u64(), s["misses"].as_u64()),
+        (Some(2), Some(1)),
+        "{view}"
+    );
+    assert!((s["hit_ratio"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(net["classes"]["head"]["hit_ratio"], serde_json::Value::Null);
+}
