@@ -10,6 +10,8 @@
 //!   whole apply (build, swap, persist to a temp dir).
 //! - `cache_rules`: the chain module's cache class and canonical params
 //!   (the cache key's variable part) of a few typical calls.
+//! - `cache`: the whole key and a lookup that hits, from a parsed call
+//!   (what a cache hit costs before its answer is written).
 //!
 //! Run: `cargo bench -p meridian-integration-tests --bench data_plane`.
 
@@ -27,6 +29,7 @@ use meridian_common::snapshot::{
     Network, NetworkPolicy, Role, RoutingTable as Model, Upstream, UpstreamState, content_hash,
     encode_table,
 };
+use meridian_data_plane::cache::ResponseCache;
 use meridian_data_plane::config::ProxyConfig;
 use meridian_data_plane::control::persist::SnapshotFile;
 use meridian_data_plane::control::{Applier, apply};
@@ -199,11 +202,65 @@ fn bench_snapshot(c: &mut Criterion) {
     group.finish();
 }
 
+/// The key of a parsed call and its lookup, in a cache holding its
+/// answer (static and head entries: they need no finalized height).
+fn bench_cache_lookup(c: &mut Criterion) {
+    let bodies: [(&str, &[u8]); 3] = [
+        (
+            "eth_chainId",
+            br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#,
+        ),
+        (
+            "eth_getBalance",
+            br#"{"jsonrpc":"2.0","id":2,"method":"eth_getBalance","params":["0x407D73d8a49eeb85d32cf465507dd71d507100c1","latest"]}"#,
+        ),
+        (
+            "eth_call",
+            br#"{"jsonrpc":"2.0","id":3,"method":"eth_call","params":[{"to":"0x6B175474E89094C44Da98b954EedeAC495271d0F","data":"0x70a08231000000000000000000000000407d73d8a49eeb85d32cf465507dd71d507100c1"},"latest"]}"#,
+        ),
+    ];
+    // A head TTL longer than the run: the entries stay fresh throughout.
+    let mut long = model(3);
+    long.networks[0].cache.head_ttl_ms = u32::MAX;
+    let table = RoutingTable::build(
+        SnapshotMeta::default(),
+        long,
+        REGION,
+        &RoutingTable::empty(),
+    )
+    .expect("the benchmark table builds");
+    let network = table.network("bench").expect("network bench").clone();
+    let cache = ResponseCache::new(64 * 1024 * 1024).expect("a cache");
+    let mut group = c.benchmark_group("cache");
+    for (name, body) in bodies {
+        let parsed = parse(body, 100).expect("valid request");
+        let call = parsed.calls().next().expect("one call");
+        let answer = bytes::Bytes::from_static(br#""0x1""#);
+        let key = ResponseCache::cacheable(&network, call).expect("cacheable");
+        cache.put(&network, key, &answer, std::time::Instant::now());
+        let key = ResponseCache::cacheable(&network, call).expect("cacheable");
+        assert!(
+            cache
+                .get(&network, &key, std::time::Instant::now())
+                .is_some(),
+            "{name}: the measured lookup must hit"
+        );
+        group.bench_function(BenchmarkId::new("key+hit", name), |b| {
+            b.iter(|| {
+                let key = ResponseCache::cacheable(&network, black_box(call)).expect("cacheable");
+                black_box(cache.get(&network, &key, std::time::Instant::now()))
+            });
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     bench_parse,
     bench_select,
     bench_snapshot,
-    bench_cache_rules
+    bench_cache_rules,
+    bench_cache_lookup
 );
 criterion_main!(benches);
