@@ -358,6 +358,21 @@ pub fn dp_admin_url(dp: &DataPlane, path: &str) -> String {
     format!("http://{}{path}", dp.admin_addr())
 }
 
+/// The value of `series` (a metric name with its labels, exactly as
+/// `/metrics` writes them, e.g. `name{network="eth"}`) on `dp`'s
+/// `/metrics`; `None` while the data plane does not answer or has no such
+/// series.
+pub async fn dp_metric(client: &RpcClient, dp: &DataPlane, series: &str) -> Option<f64> {
+    let metrics = client.get(dp_admin_url(dp, "/metrics")).await.ok()?;
+    metrics.text().lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// An admin gRPC client connected to `cp`.
 pub async fn admin_client(cp: &ControlPlane) -> AdminServiceClient<Channel> {
     let url = control_plane_url(cp);

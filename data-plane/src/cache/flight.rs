@@ -86,8 +86,9 @@ impl<T> Flights<T> {
         })
     }
 
-    /// Flights in the air (for tests and metrics).
-    pub fn in_air(&self) -> usize {
+    /// Flights in the air.
+    #[cfg(test)]
+    fn in_air(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use meridian_common::chain::{CacheClass, Chain};
+use meridian_common::chain::CacheClass;
 use meridian_common::snapshot::CacheSettings;
 
 /// How long a kept answer is served.
@@ -46,10 +46,13 @@ pub fn reorg_from(class: CacheClass, answer_block: Option<u64>) -> Option<u64> {
 
 /// How long `result` (the raw JSON of an answer's `result` member) to a
 /// call of `class` may be served, or `None` when it must not be kept.
+/// `answer_block` is the block the answer itself names
+/// ([`meridian_common::chain::Chain::answer_block`]), which decides for
+/// [`CacheClass::ByHash`].
 pub fn lifetime(
     class: CacheClass,
     result: &[u8],
-    chain: &dyn Chain,
+    answer_block: Option<u64>,
     settings: &CacheSettings,
     finalized: u64,
     now: Instant,
@@ -66,15 +69,10 @@ pub fn lifetime(
         CacheClass::Head => until,
         CacheClass::AtHeight(height) if final_at(height) => Lifetime::Immutable,
         CacheClass::AtHeight(_) => until,
-        CacheClass::ByHash => {
-            let block = serde_json::from_slice::<&serde_json::value::RawValue>(result)
-                .ok()
-                .and_then(|raw| chain.answer_block(raw));
-            match block {
-                Some(height) if final_at(height) => Lifetime::Immutable,
-                _ => until,
-            }
-        }
+        CacheClass::ByHash => match answer_block {
+            Some(height) if final_at(height) => Lifetime::Immutable,
+            _ => until,
+        },
     })
 }
 
@@ -86,10 +84,12 @@ mod tests {
 
     fn keep(class: CacheClass, result: &str, finalized: u64) -> Option<Lifetime> {
         let now = Instant::now();
+        // What the cache passes: the block the EVM module reads in the answer.
+        let raw = serde_json::value::RawValue::from_string(result.to_owned()).unwrap();
         lifetime(
             class,
             result.as_bytes(),
-            ChainKind::Evm.chain(),
+            ChainKind::Evm.chain().answer_block(&raw),
             &CacheSettings::default(),
             finalized,
             now,
@@ -150,11 +150,10 @@ mod tests {
             ..CacheSettings::default()
         };
         let now = Instant::now();
-        let chain = ChainKind::Evm.chain();
         assert_eq!(
-            lifetime(CacheClass::Static, b"\"0x1\"", chain, &settings, 0, now),
+            lifetime(CacheClass::Static, b"\"0x1\"", None, &settings, 0, now),
             None
         );
-        assert!(lifetime(CacheClass::Static, b"\"0x\"", chain, &settings, 0, now).is_some());
+        assert!(lifetime(CacheClass::Static, b"\"0x\"", None, &settings, 0, now).is_some());
     }
 }

@@ -177,10 +177,17 @@ impl ResponseCache {
     /// Keeps `result`, an upstream's answer to `call`, if its class and
     /// the network's finalized height allow.
     pub fn put(&self, network: &RoutedNetwork, call: Cacheable, result: &Bytes, now: Instant) {
+        let chain = network.chain.chain();
+        // Read once, borrowed: the block the answer names and its hash.
+        let raw = serde_json::from_slice::<&serde_json::value::RawValue>(result).ok();
+        let answer_block = match call.class {
+            CacheClass::ByHash => raw.and_then(|raw| chain.answer_block(raw)),
+            _ => None,
+        };
         let lifetime = freshness::lifetime(
             call.class,
             result,
-            network.chain.chain(),
+            answer_block,
             &network.cache,
             network.heights.finalized(),
             now,
@@ -188,9 +195,7 @@ impl ResponseCache {
         let Some(lifetime) = lifetime else {
             return;
         };
-        let shown = serde_json::from_slice::<&serde_json::value::RawValue>(result)
-            .ok()
-            .and_then(|raw| network.chain.chain().answer_block_hash(raw));
+        let shown = raw.and_then(|raw| chain.answer_block_hash(raw));
         if let Some((height, hash)) = &shown {
             self.check_reorg(network, *height, hash);
         }
@@ -199,7 +204,7 @@ impl ResponseCache {
         let entry = Entry {
             result: Bytes::copy_from_slice(result),
             lifetime,
-            reorg_from: freshness::reorg_from(call.class, shown.map(|(height, _)| height)),
+            reorg_from: freshness::reorg_from(call.class, answer_block),
         };
         self.entries.insert(call.key, entry);
     }
@@ -269,5 +274,42 @@ impl ResponseCache {
     /// Entries evicted to stay within the bound.
     pub fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::table::tests::model;
+    use crate::routing::{RoutingTable, SnapshotMeta};
+
+    #[test]
+    fn the_cache_stays_within_its_bytes_and_counts_what_it_evicts() {
+        let table = RoutingTable::build(
+            SnapshotMeta::default(),
+            model(Vec::new(), None),
+            "eu",
+            &RoutingTable::empty(),
+        )
+        .unwrap();
+        let network = table.network("eth").unwrap();
+        let max = 64 * 1024;
+        let cache = ResponseCache::new(max).unwrap();
+        let answer = Bytes::from(format!("\"{}\"", "a".repeat(1_000)));
+        for i in 0..1_000 {
+            let call = Cacheable {
+                key: format!("eth\nnet_version\n[{i}]").into_boxed_str(),
+                class: CacheClass::Static,
+            };
+            cache.put(network, call, &answer, Instant::now());
+            assert!(
+                cache.bytes() <= max,
+                "{} bytes after {i} puts",
+                cache.bytes()
+            );
+        }
+        assert!(cache.len() < 1_000 && !cache.is_empty(), "{}", cache.len());
+        assert_eq!(cache.evictions() as usize, 1_000 - cache.len());
+        assert!(ResponseCache::new(0).is_none(), "0 bytes: no cache");
     }
 }

@@ -20,7 +20,6 @@ use super::batch::{self, Member, MemberKind, Outcome};
 use super::classify::Route;
 use super::dispatch::{Served, run, single_answer};
 use super::forward::{Ctx, Job};
-use super::outbound;
 use super::parse::Call;
 use super::reply::{Answer, ErrorReply};
 use super::respond::HANDLED_BY_MERIDIAN;
@@ -52,13 +51,7 @@ pub async fn serve(
     match cache.flights().join(&key.key) {
         Joined::Leader(leader) => {
             CacheStats::bump(&stats.misses);
-            let (body, expected) = outbound::single(call);
-            let job = Job {
-                route,
-                body,
-                batch: false,
-                expected,
-            };
+            let job = Job::single(route, call);
             let flying = ctx.clone();
             let task = tokio::spawn(async move {
                 let flown: Flown = run(&flying, &job).await;

@@ -20,7 +20,6 @@ use super::cached;
 use super::classify::{Route, route};
 use super::forward::{Ctx, Job, Validated};
 use super::hedge::{self, Report};
-use super::outbound;
 use super::parse::{Call, Element, Parsed};
 use super::policy;
 use super::reply::{Answer, ErrorReply};
@@ -80,14 +79,7 @@ async fn single(ctx: &Ctx, call: &Call<'_>, archive_path: bool) -> Served {
     {
         return cached::serve(ctx, call, route, cache, key).await;
     }
-    let (body, expected) = outbound::single(call);
-    let job = Job {
-        route,
-        body,
-        batch: false,
-        expected,
-    };
-    let (result, report) = run(ctx, &job).await;
+    let (result, report) = run(ctx, &Job::single(route, call)).await;
     let reply = match result {
         Ok(answer) => Ok(single_answer(call, &answer, report.tries)),
         Err(mut reply) => {
@@ -227,16 +219,10 @@ async fn batch(ctx: &Ctx, elements: &[Element<'_>], archive_path: bool) -> Serve
         .into_iter()
         .map(|g| {
             let members = calls(&g.members);
-            let ((body, expected), is_batch) = match members.as_slice() {
+            let job = match members.as_slice() {
                 // One write travels as a plain call.
-                [one] if g.route.is_write() => (outbound::single(one), false),
-                _ => (outbound::batch(&members), true),
-            };
-            let job = Job {
-                route: g.route,
-                body,
-                batch: is_batch,
-                expected,
+                [one] if g.route.is_write() => Job::single(g.route, one),
+                _ => Job::batch(g.route, &members),
             };
             (g.members, job)
         })

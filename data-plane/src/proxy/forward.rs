@@ -24,7 +24,8 @@ use meridian_common::snapshot::Role;
 
 use super::batch::Member;
 use super::classify::Route;
-use super::outbound::Expected;
+use super::outbound::{self, Expected};
+use super::parse::Call;
 use super::reply::ErrorReply;
 use super::validate::validate;
 use crate::balance::{Admission, Ejection, Priority, QueueError, TryKind, clock};
@@ -61,6 +62,30 @@ pub struct Job {
     pub batch: bool,
     /// Which of its calls expect an answer.
     pub expected: Expected,
+}
+
+impl Job {
+    /// `call` as a job of its own, sent on `route`.
+    pub fn single(route: Route, call: &Call<'_>) -> Job {
+        let (body, expected) = outbound::single(call);
+        Job {
+            route,
+            body,
+            batch: false,
+            expected,
+        }
+    }
+
+    /// `calls` as one batch, sent on `route`.
+    pub fn batch(route: Route, calls: &[&Call<'_>]) -> Job {
+        let (body, expected) = outbound::batch(calls);
+        Job {
+            route,
+            body,
+            batch: true,
+            expected,
+        }
+    }
 }
 
 /// Why one try failed.

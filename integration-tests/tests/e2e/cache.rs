@@ -50,17 +50,9 @@ impl Fixture {
             _cp: cp,
             _dirs: (cp_dir, dp_dir),
         };
-        let metrics = dp_admin_url(&fixture.dp, "/metrics");
-        let needle = format!("meridian_network_finalized_height{{network=\"{NET}\"}} 900\n");
-        let client = fixture.client.clone();
-        eventually("the data plane knows finalized 900", SETTLE, || {
-            let (client, metrics, needle) = (client.clone(), metrics.clone(), needle.clone());
-            async move {
-                client
-                    .get(&metrics)
-                    .await
-                    .is_ok_and(|m| m.text().contains(&needle))
-            }
+        let finalized = format!("meridian_network_finalized_height{{network=\"{NET}\"}}");
+        eventually("the data plane knows finalized 900", SETTLE, || async {
+            dp_metric(&fixture.client, &fixture.dp, &finalized).await == Some(900.0)
         })
         .await;
         fixture
@@ -77,15 +69,9 @@ impl Fixture {
     }
 
     async fn metric(&self, series: &str) -> f64 {
-        let text = self
-            .client
-            .get(dp_admin_url(&self.dp, "/metrics"))
+        dp_metric(&self.client, &self.dp, series)
             .await
-            .unwrap()
-            .text();
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+            .unwrap_or_else(|| panic!("no series {series} on /metrics"))
     }
 }
 

@@ -50,16 +50,10 @@ async fn a_read_just_past_the_archive_window_of_a_moving_head_goes_to_archive() 
     wait_in_sync(&cp, &dp).await;
 
     let client = RpcClient::new();
-    let metrics = dp_admin_url(&dp, "/metrics");
     let head_is = |h: u64| {
-        let (client, metrics) = (client.clone(), metrics.clone());
-        let needle = format!("meridian_network_head_height{{network=\"{NET}\"}} {h}\n");
-        async move {
-            client
-                .get(&metrics)
-                .await
-                .is_ok_and(|m| m.text().contains(&needle))
-        }
+        let (client, dp) = (&client, &dp);
+        let series = format!("meridian_network_head_height{{network=\"{NET}\"}}");
+        async move { dp_metric(client, dp, &series).await == Some(h as f64) }
     };
     eventually("the data plane routes by head 1000", SETTLE, || {
         head_is(1000)
@@ -80,15 +74,9 @@ async fn a_read_just_past_the_archive_window_of_a_moving_head_goes_to_archive() 
     leader.set_height(1020);
     eventually("the heights say 1020", SETTLE, || head_is(1020)).await;
     // No node reports a finalized block: 1020 minus EVM's depth of 64.
-    let finalized = format!("meridian_network_finalized_height{{network=\"{NET}\"}} 956\n");
-    eventually("the data plane knows 956 is final", SETTLE, || {
-        let (client, metrics, finalized) = (client.clone(), metrics.clone(), finalized.clone());
-        async move {
-            client
-                .get(&metrics)
-                .await
-                .is_ok_and(|m| m.text().contains(&finalized))
-        }
+    let finalized = format!("meridian_network_finalized_height{{network=\"{NET}\"}}");
+    eventually("the data plane knows 956 is final", SETTLE, || async {
+        dp_metric(&client, &dp, &finalized).await == Some(956.0)
     })
     .await;
     let snapshot = admin

@@ -12,13 +12,9 @@ async fn control_plane_connected(
     client: &RpcClient,
     dp: &meridian_data_plane::app::DataPlane,
 ) -> Option<bool> {
-    let metrics = client.get(&dp_admin_url(dp, "/metrics")).await.ok()?;
-    metrics
-        .text()
-        .lines()
-        .find(|l| l.starts_with("meridian_control_plane_connected"))
-        .and_then(|l| l.split_whitespace().last())
-        .map(|v| v == "1")
+    dp_metric(client, dp, "meridian_control_plane_connected")
+        .await
+        .map(|v| v == 1.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
