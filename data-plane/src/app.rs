@@ -34,6 +34,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     ControlPlane(#[from] BadControlPlane),
+    #[error(transparent)]
+    SharedCache(#[from] crate::cache::shared::SharedTierError),
     #[error("cannot wait for a shutdown signal: {0}")]
     Signal(#[source] std::io::Error),
 }
@@ -53,7 +55,7 @@ impl DataPlane {
     /// reconnects forever). Returns once listening, even when the control
     /// plane is unreachable.
     pub async fn start(config: ProxyConfig) -> Result<DataPlane, StartError> {
-        let shared = Shared::new(&config);
+        let shared = Shared::new(&config)?;
         let file = SnapshotFile::new(&config.state_dir);
         file.ensure_dir().map_err(|source| StartError::StateDir {
             path: config.state_dir.clone(),

@@ -51,6 +51,8 @@ pub struct ProxyConfig {
     /// Bound of the response cache, in bytes, shared by every network
     /// (0: no cache).
     pub cache_max_bytes: u64,
+    /// The region's shared cache tier (Redis), if any.
+    pub cache_redis: Option<SharedTierOptions>,
     /// Pooling and connect timeout of the client to upstream nodes.
     pub node_client: NodeClientOptions,
     /// On shutdown, how long open client connections may finish.
@@ -86,9 +88,41 @@ impl ProxyConfig {
             max_snapshot_bytes: 64 * 1024 * 1024,
             max_response_bytes: 64 * 1024 * 1024,
             cache_max_bytes: 256 * 1024 * 1024,
+            cache_redis: None,
             node_client: NodeClientOptions::default(),
             drain_timeout: Duration::from_secs(5),
             ejection: EjectionTimes::default(),
+        }
+    }
+}
+
+/// The shared cache tier of a region: a Redis its proxies share
+/// (docs/caching.md).
+#[derive(Debug, Clone)]
+pub struct SharedTierOptions {
+    /// `redis://[user:password@]host:port[/db]` (plain TCP: a region's Redis
+    /// sits on its private network; `unix:///path` works too).
+    pub url: String,
+    /// Longest a lookup waits for Redis before it is a miss.
+    pub timeout: Duration,
+    /// Longest a pipeline of writes (which nobody waits for) may take.
+    pub write_timeout: Duration,
+    /// Longest a (re)connection attempt takes.
+    pub connect_timeout: Duration,
+    /// How long Redis is not asked after the breaker opens.
+    pub breaker_cooldown: Duration,
+}
+
+impl SharedTierOptions {
+    /// Options for `url` with the default timings (20 ms lookups, 5 s
+    /// cool-down).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            timeout: Duration::from_millis(20),
+            write_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            breaker_cooldown: Duration::from_secs(5),
         }
     }
 }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::balance::EjectionTimes;
-use crate::cache::ResponseCache;
+use crate::cache::shared::SharedTierError;
+use crate::cache::{ResponseCache, SharedTier};
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
 use crate::proxy::request_id::RequestIds;
@@ -41,9 +42,18 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Fresh state for `config`, serving nothing yet.
-    pub fn new(config: &ProxyConfig) -> Arc<Self> {
-        Arc::new(Self {
+    /// Fresh state for `config`, serving nothing yet. With a shared cache
+    /// tier it must run inside the Tokio runtime (the tier starts its
+    /// writer task).
+    pub fn new(config: &ProxyConfig) -> Result<Arc<Self>, SharedTierError> {
+        let mut cache = ResponseCache::new(config.cache_max_bytes);
+        if let Some(options) = &config.cache_redis {
+            cache = match cache {
+                Some(cache) => Some(cache.with_shared(SharedTier::start(options)?)),
+                None => return Err(SharedTierError::NoMemoryCache),
+            };
+        }
+        Ok(Arc::new(Self {
             table: ArcSwap::from_pointee(RoutingTable::empty()),
             metrics: Metrics::default(),
             region: config.region.clone(),
@@ -51,7 +61,7 @@ impl Shared {
             max_response_bytes: config.max_response_bytes,
             request_ids: RequestIds::new(),
             ejection_times: config.ejection,
-            cache: ResponseCache::new(config.cache_max_bytes),
-        })
+            cache,
+        }))
     }
 }

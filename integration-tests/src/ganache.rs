@@ -313,7 +313,9 @@ impl Drop for Ganache {
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
+/// A port free on loopback right now (the usual small race with whoever
+/// binds it next is acceptable in tests).
+pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

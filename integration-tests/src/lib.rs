@@ -3,6 +3,7 @@
 //!
 //! - [`mock_evm`]: an in-process EVM node (heights, chain id, faults, kill/restart, counters).
 //! - [`ganache`]: installs and runs a real EVM node (ganache from npm).
+//! - [`redis_server`]: a real `redis-server` per test, on a free port.
 //! - [`rpc`]: a JSON-RPC-over-HTTP client returning status, headers and body.
 //! - [`poll`]: `eventually`, the one way tests wait.
 //! - [`harness`]: `control.toml` rendering and starting the planes in-process.
@@ -16,5 +17,6 @@ pub mod ganache;
 pub mod harness;
 pub mod mock_evm;
 pub mod poll;
+pub mod redis_server;
 pub mod rpc;
 pub mod sandbox;

@@ -70,6 +70,10 @@ settings! {
         /// finalized height (0: the chain kind's default, EVM 64). The
         /// network's finalized height is on `/metrics` of both planes.
         finality_depth: u64 = 0, Any;
+        /// How long a data plane's shared tier (Redis, `--cache-redis`)
+        /// keeps an immutable answer (a static one, a finalized block), in
+        /// seconds; never unbounded.
+        redis_ttl_s: u32 = 86_400, Positive;
     }
 }
 

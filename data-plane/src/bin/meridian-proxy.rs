@@ -4,11 +4,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use meridian_common::telemetry::{self, TelemetryArgs};
 use meridian_data_plane::app;
-use meridian_data_plane::config::{ProxyConfig, default_dataplane_id};
+use meridian_data_plane::config::{ProxyConfig, SharedTierOptions, default_dataplane_id};
 
 // mimalloc's thread-local free lists make the request path's short-lived
 // allocations (buffers, futures, header maps) cheaper than glibc's malloc,
@@ -49,6 +50,21 @@ struct Args {
     /// cache; docs/caching.md).
     #[arg(long, env = "MERIDIAN_CACHE_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
     cache_max_bytes: u64,
+    /// The region's shared cache tier, a Redis its proxies share, e.g.
+    /// `redis://10.0.0.5:6379/0` (only immutable answers go there;
+    /// docs/caching.md).
+    #[arg(long, env = "MERIDIAN_CACHE_REDIS")]
+    cache_redis: Option<String>,
+    /// Longest a lookup waits for the shared tier before it is a miss, ms.
+    #[arg(long, env = "MERIDIAN_CACHE_REDIS_TIMEOUT_MS", default_value_t = 20)]
+    cache_redis_timeout_ms: u64,
+    /// How long the shared tier is not asked after its breaker opens, ms.
+    #[arg(
+        long,
+        env = "MERIDIAN_CACHE_REDIS_COOLDOWN_MS",
+        default_value_t = 5_000
+    )]
+    cache_redis_cooldown_ms: u64,
     #[command(flatten)]
     telemetry: TelemetryArgs,
 }
@@ -68,6 +84,12 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| default_dataplane_id(&args.region));
     config.worker_threads = args.worker_threads;
     config.cache_max_bytes = args.cache_max_bytes;
+    config.cache_redis = args.cache_redis.as_ref().map(|url| {
+        let mut tier = SharedTierOptions::new(url.clone());
+        tier.timeout = Duration::from_millis(args.cache_redis_timeout_ms.max(1));
+        tier.breaker_cooldown = Duration::from_millis(args.cache_redis_cooldown_ms);
+        tier
+    });
 
     // One worker: a current-thread runtime runs every task on this thread
     // and skips the work-stealing scheduler's cross-thread bookkeeping.

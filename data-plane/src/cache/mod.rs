@@ -5,6 +5,8 @@
 //! - [`stats`]: hits, misses and drops per network and class.
 //! - [`flight`]: coalescing of identical calls in flight.
 //! - [`report`]: the admin listener's `/cache` view.
+//! - [`shared`]: the region's shared tier (Redis), with its [`breaker`]
+//!   and value [`codec`].
 //!
 //! Whether a call may be cached, and its canonical params, are the chain
 //! module's answers ([`meridian_common::chain::Chain::cache_class`],
@@ -14,9 +16,12 @@
 //! proxy and carried across snapshots. The client's id is never part of a
 //! key: a hit is written out around the asking client's own id bytes.
 
+pub mod breaker;
+pub mod codec;
 pub mod flight;
 pub mod freshness;
 pub mod report;
+pub mod shared;
 pub mod stats;
 
 use std::sync::Arc;
@@ -29,6 +34,7 @@ use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
 
 pub use freshness::Lifetime;
+pub use shared::SharedTier;
 pub use stats::CacheStats;
 
 use crate::proxy::forward::Validated;
@@ -95,6 +101,8 @@ pub struct ResponseCache {
     /// The block hash last seen at each (network, height), for reorg
     /// detection; bounded in entries (recent heights are what reorganise).
     seen: Cache<(String, u64), Box<str>>,
+    /// The region's Redis, when the proxy has one.
+    shared: Option<SharedTier>,
 }
 
 impl std::fmt::Debug for ResponseCache {
@@ -130,7 +138,101 @@ impl ResponseCache {
             max_bytes,
             flights: Arc::default(),
             seen: Cache::new(SEEN_HEIGHTS),
+            shared: None,
         })
+    }
+
+    /// This cache with `tier` behind it.
+    pub fn with_shared(mut self, tier: SharedTier) -> Self {
+        self.shared = Some(tier);
+        self
+    }
+
+    /// The shared tier, if any.
+    pub fn shared(&self) -> Option<&SharedTier> {
+        self.shared.as_ref()
+    }
+
+    /// Whether the answer of `call` may be in the shared tier, which holds
+    /// only immutable ones: static calls, blocks at or below the finalized
+    /// height, and by-hash calls (final or not is known from the answer).
+    fn may_be_shared(network: &RoutedNetwork, call: &Cacheable) -> bool {
+        match call.class {
+            CacheClass::Static | CacheClass::ByHash => true,
+            CacheClass::AtHeight(height) => {
+                let finalized = network.heights.finalized();
+                finalized > 0 && height <= finalized
+            }
+            CacheClass::Head | CacheClass::Never => false,
+        }
+    }
+
+    /// The answer of `call` from the shared tier after a memory miss, kept
+    /// in memory too; `None` when there is no tier, the answer cannot be
+    /// there, or it is not.
+    pub async fn get_shared(&self, network: &RoutedNetwork, call: &Cacheable) -> Option<Bytes> {
+        let tier = self.shared.as_ref()?;
+        if !Self::may_be_shared(network, call) {
+            return None;
+        }
+        let found = tier.get(&call.key, network.cache.max_entry_bytes).await;
+        self.take_shared(network, call, found)
+    }
+
+    /// [`ResponseCache::get_shared`] for several calls in one round trip,
+    /// in order.
+    pub async fn get_shared_many(
+        &self,
+        network: &RoutedNetwork,
+        calls: &[&Cacheable],
+    ) -> Vec<Option<Bytes>> {
+        let mut out = vec![None; calls.len()];
+        let Some(tier) = self.shared.as_ref() else {
+            return out;
+        };
+        let (at, asked): (Vec<usize>, Vec<&str>) = calls
+            .iter()
+            .enumerate()
+            .filter(|(_, call)| Self::may_be_shared(network, call))
+            .map(|(i, call)| (i, &*call.key))
+            .unzip();
+        if asked.is_empty() {
+            return out;
+        }
+        let found = tier.get_many(&asked, network.cache.max_entry_bytes).await;
+        for (i, found) in at.into_iter().zip(found) {
+            if let (Some(slot), Some(call)) = (out.get_mut(i), calls.get(i)) {
+                *slot = self.take_shared(network, call, found);
+            }
+        }
+        out
+    }
+
+    /// Counts what the shared tier said about `call`; a hit is kept in memory.
+    fn take_shared(
+        &self,
+        network: &RoutedNetwork,
+        call: &Cacheable,
+        found: shared::Lookup,
+    ) -> Option<Bytes> {
+        let stats = network.cache_stats.of(call.class);
+        match found {
+            shared::Lookup::Hit(result, reorg_from) => {
+                CacheStats::bump(&stats.shared_hits);
+                let entry = Entry {
+                    result: result.clone(),
+                    lifetime: Lifetime::Immutable,
+                    reorg_from,
+                };
+                self.entries.insert(call.key.clone(), entry);
+                Some(result)
+            }
+            shared::Lookup::Miss => {
+                CacheStats::bump(&stats.shared_misses);
+                None
+            }
+            shared::Lookup::Skipped => None,
+        }
     }
 
     /// The key of `call` in `network`, when its answers may be cached.
@@ -206,6 +308,14 @@ impl ResponseCache {
             lifetime,
             reorg_from: freshness::reorg_from(call.class, answer_block),
         };
+        if let (Some(tier), Lifetime::Immutable) = (&self.shared, lifetime) {
+            tier.put(
+                &call.key,
+                &entry.result,
+                entry.reorg_from,
+                network.cache.redis_ttl_s,
+            );
+        }
         self.entries.insert(call.key, entry);
     }
 

@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
-use super::ResponseCache;
 use super::stats::ClassStats;
+use super::{ResponseCache, SharedTier};
 use crate::routing::RoutingTable;
 
 #[derive(Debug, Serialize)]
@@ -15,7 +15,10 @@ struct Class {
     misses: u64,
     coalesced: u64,
     stale_drops: u64,
-    /// hits ÷ (hits + misses + coalesced); `null` before any call.
+    /// Memory misses answered by the shared tier, and those it lacked.
+    redis_hits: u64,
+    redis_misses: u64,
+    /// (hits + redis_hits) ÷ every cacheable call; `null` before any.
     hit_ratio: Option<f64>,
 }
 
@@ -23,13 +26,16 @@ impl Class {
     fn of(c: &ClassStats) -> Class {
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         let (hits, misses, coalesced) = (load(&c.hits), load(&c.misses), load(&c.coalesced));
-        let calls = hits + misses + coalesced;
+        let redis_hits = load(&c.shared_hits);
+        let calls = hits + redis_hits + misses + coalesced;
         Class {
             hits,
             misses,
             coalesced,
             stale_drops: load(&c.stale),
-            hit_ratio: (calls > 0).then(|| hits as f64 / calls as f64),
+            redis_hits,
+            redis_misses: load(&c.shared_misses),
+            hit_ratio: (calls > 0).then(|| (hits + redis_hits) as f64 / calls as f64),
         }
     }
 }
@@ -40,6 +46,7 @@ struct Network<'a> {
     enabled: bool,
     head_ttl_ms: u32,
     max_entry_bytes: u64,
+    redis_ttl_s: u32,
     finalized_height: u64,
     reorgs: u64,
     reorg_drops: u64,
@@ -62,7 +69,39 @@ struct Report<'a> {
     bytes: u64,
     entries: usize,
     evictions: u64,
+    /// The shared tier; `null` without `--cache-redis`.
+    redis: Option<Redis>,
     networks: Vec<Network<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct Redis {
+    /// `closed` (asked), `open` (not asked), `half-open` (one trial out).
+    breaker: &'static str,
+    breaker_opened: u64,
+    errors: u64,
+    timeouts: u64,
+    undecodable: u64,
+    skipped: u64,
+    writes: u64,
+    write_drops: u64,
+}
+
+impl Redis {
+    fn of(tier: &SharedTier) -> Redis {
+        let s = tier.stats();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Redis {
+            breaker: tier.breaker().state().name(),
+            breaker_opened: tier.breaker().opened(),
+            errors: load(&s.errors),
+            timeouts: load(&s.timeouts),
+            undecodable: load(&s.undecodable),
+            skipped: load(&s.skipped),
+            writes: load(&s.written),
+            write_drops: load(&s.write_drops),
+        }
+    }
 }
 
 /// The JSON document of `/cache`.
@@ -76,6 +115,7 @@ pub fn render(cache: Option<&ResponseCache>, table: &RoutingTable) -> String {
                 enabled: n.cache.enabled,
                 head_ttl_ms: n.cache.head_ttl_ms,
                 max_entry_bytes: n.cache.max_entry_bytes,
+                redis_ttl_s: n.cache.redis_ttl_s,
                 finalized_height: n.heights.finalized(),
                 reorgs: s.reorgs.load(Ordering::Relaxed),
                 reorg_drops: s.reorg_drops.load(Ordering::Relaxed),
@@ -94,6 +134,7 @@ pub fn render(cache: Option<&ResponseCache>, table: &RoutingTable) -> String {
         bytes: cache.map_or(0, ResponseCache::bytes),
         entries: cache.map_or(0, ResponseCache::len),
         evictions: cache.map_or(0, ResponseCache::evictions),
+        redis: cache.and_then(ResponseCache::shared).map(Redis::of),
         networks,
     };
     // Plain numbers, strings and bools: serialising cannot fail.

@@ -18,6 +18,10 @@ pub struct ClassStats {
     pub coalesced: AtomicU64,
     /// Entries found past their lifetime and dropped.
     pub stale: AtomicU64,
+    /// Memory misses answered by the shared tier (Redis).
+    pub shared_hits: AtomicU64,
+    /// Memory misses the shared tier was asked for and did not have.
+    pub shared_misses: AtomicU64,
 }
 
 /// The cache counters of one network.
@@ -59,7 +63,7 @@ impl CacheStats {
     /// Writes the counters of each `(network, stats)` pair.
     pub fn render(all: &[(&str, &CacheStats)], out: &mut TextEncoder) {
         type Pick = fn(&ClassStats) -> &AtomicU64;
-        let counters: [(&str, &str, Pick); 4] = [
+        let counters: [(&str, &str, Pick); 6] = [
             (
                 "meridian_cache_hits_total",
                 "Calls answered from the cache, by network and class.",
@@ -79,6 +83,16 @@ impl CacheStats {
                 "meridian_cache_stale_drops_total",
                 "Entries found past their lifetime (head TTL) and dropped, by network and class.",
                 |c| &c.stale,
+            ),
+            (
+                "meridian_cache_redis_hits_total",
+                "Memory misses answered by the shared tier (Redis), by network and class.",
+                |c| &c.shared_hits,
+            ),
+            (
+                "meridian_cache_redis_misses_total",
+                "Memory misses the shared tier (Redis) was asked for and did not have (or failed), by network and class.",
+                |c| &c.shared_misses,
             ),
         ];
         for (name, help, total) in [

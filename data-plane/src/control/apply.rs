@@ -175,7 +175,7 @@ mod tests {
     }
 
     fn applier(dir: &std::path::Path) -> (Applier, Arc<Shared>) {
-        let shared = Shared::new(&ProxyConfig::new("http://127.0.0.1:1", "eu", dir));
+        let shared = Shared::new(&ProxyConfig::new("http://127.0.0.1:1", "eu", dir)).unwrap();
         (Applier::new(shared.clone(), SnapshotFile::new(dir)), shared)
     }
 

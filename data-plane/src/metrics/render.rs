@@ -103,6 +103,9 @@ pub fn render(
             out.family(name, kind, help);
             out.sample(name, &[], value);
         }
+        if let Some(tier) = cache.shared() {
+            render_shared(tier, &mut out);
+        }
     }
 
     out.family(
@@ -224,4 +227,63 @@ pub fn render(
         out.sample(name, &[], value.load(Ordering::Relaxed));
     }
     out.finish()
+}
+
+/// The shared tier's (Redis) own counters and its breaker.
+fn render_shared(tier: &crate::cache::SharedTier, out: &mut TextEncoder) {
+    let stats = tier.stats();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    for (name, kind, help, value) in [
+        (
+            "meridian_cache_redis_errors_total",
+            "counter",
+            "Calls to the shared tier (Redis) that failed: errors of Redis or of the connection.",
+            load(&stats.errors),
+        ),
+        (
+            "meridian_cache_redis_timeouts_total",
+            "counter",
+            "Calls to the shared tier (Redis) not answered within their timeout.",
+            load(&stats.timeouts),
+        ),
+        (
+            "meridian_cache_redis_undecodable_total",
+            "counter",
+            "Values read from the shared tier that did not decode (served as misses).",
+            load(&stats.undecodable),
+        ),
+        (
+            "meridian_cache_redis_skipped_total",
+            "counter",
+            "Lookups not sent to the shared tier because its breaker was open.",
+            load(&stats.skipped),
+        ),
+        (
+            "meridian_cache_redis_writes_total",
+            "counter",
+            "Entries written to the shared tier.",
+            load(&stats.written),
+        ),
+        (
+            "meridian_cache_redis_write_drops_total",
+            "counter",
+            "Writes to the shared tier dropped: queue full, breaker open, or the write failed.",
+            load(&stats.write_drops),
+        ),
+        (
+            "meridian_cache_redis_breaker_opened_total",
+            "counter",
+            "Times the shared tier's breaker opened.",
+            tier.breaker().opened(),
+        ),
+        (
+            "meridian_cache_redis_breaker_state",
+            "gauge",
+            "The shared tier's breaker: 0 closed (Redis asked), 1 open (not asked), 2 half-open (one trial out).",
+            tier.breaker().state() as u64,
+        ),
+    ] {
+        out.family(name, kind, help);
+        out.sample(name, &[], value);
+    }
 }

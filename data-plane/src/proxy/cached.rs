@@ -19,7 +19,7 @@ use meridian_common::jsonrpc;
 use super::batch::{self, Member, MemberKind, Outcome};
 use super::classify::Route;
 use super::dispatch::{Served, run, single_answer};
-use super::forward::{Ctx, Job};
+use super::forward::{Ctx, Job, Validated};
 use super::parse::Call;
 use super::reply::{Answer, ErrorReply};
 use super::respond::HANDLED_BY_MERIDIAN;
@@ -30,6 +30,20 @@ use crate::routing::RoutedNetwork;
 const HIT: HeaderValue = HeaderValue::from_static("HIT");
 const MISS: HeaderValue = HeaderValue::from_static("MISS");
 const COALESCED: HeaderValue = HeaderValue::from_static("COALESCED");
+const HIT_REDIS: HeaderValue = HeaderValue::from_static("HIT-REDIS");
+
+/// A flight's outcome found in the shared tier: an answer of no upstream.
+fn shared_answer(result: Bytes) -> Flown {
+    let answer = Validated {
+        status: StatusCode::OK,
+        members: vec![Some(Member {
+            kind: MemberKind::Result,
+            value: result,
+        })],
+        handled_by: HANDLED_BY_MERIDIAN,
+    };
+    (Ok(answer), Default::default())
+}
 
 /// Serves `call`, whose answers `cache` may keep under `key`.
 pub async fn serve(
@@ -47,32 +61,38 @@ pub async fn serve(
             queue_wait: Default::default(),
         };
     }
-    let stats = network.cache_stats.of(key.class);
     match cache.flights().join(&key.key) {
         Joined::Leader(leader) => {
-            CacheStats::bump(&stats.misses);
             let job = Job::single(route, call);
             let flying = ctx.clone();
             let task = tokio::spawn(async move {
+                let network = &flying.network;
+                let cache = flying.shared.cache.as_ref();
+                if let Some(cache) = cache
+                    && let Some(result) = cache.get_shared(network, &key).await
+                {
+                    return (leader.land(shared_answer(result)), HIT_REDIS);
+                }
+                CacheStats::bump(&network.cache_stats.of(key.class).misses);
                 let flown: Flown = run(&flying, &job).await;
-                if let (Some(cache), Ok(answer)) = (&flying.shared.cache, &flown.0)
+                if let (Some(cache), Ok(answer)) = (cache, &flown.0)
                     && let Some(Some(member)) = answer.members.first()
                     && member.kind == MemberKind::Result
                 {
-                    cache.put(&flying.network, key, &member.value, Instant::now());
+                    cache.put(network, key, &member.value, Instant::now());
                 }
-                leader.land(flown)
+                (leader.land(flown), MISS)
             });
             match task.await {
-                Ok(flown) => from_flight(call, &flown, true),
+                Ok((flown, header)) => from_flight(call, &flown, header, true),
                 Err(_) => lost(call),
             }
         }
         Joined::Waiter(waiter) => {
-            CacheStats::bump(&stats.coalesced);
+            CacheStats::bump(&network.cache_stats.of(key.class).coalesced);
             let deadline = tokio::time::Instant::from_std(ctx.deadline);
             match tokio::time::timeout_at(deadline, waiter.outcome()).await {
-                Ok(Some(flown)) => from_flight(call, &flown, false),
+                Ok(Some(flown)) => from_flight(call, &flown, COALESCED, false),
                 Ok(None) => lost(call),
                 Err(_) => Served {
                     // Not a refusal (no `x-rejected-by`): the call was
@@ -98,15 +118,15 @@ pub async fn serve(
     }
 }
 
-/// The answer of a flight to `call`: the leader's with its tries, a
-/// waiter's with none of its own.
-fn from_flight(call: &Call<'_>, flown: &Arc<Flown>, leader: bool) -> Served {
+/// The answer of a flight to `call`, with `header` as `x-cache`: the
+/// leader's with its tries, a waiter's with none of its own.
+fn from_flight(call: &Call<'_>, flown: &Arc<Flown>, header: HeaderValue, leader: bool) -> Served {
     let (result, report) = &**flown;
     let tries = if leader { report.tries } else { 0 };
     let reply = match result {
         Ok(answer) => {
             let mut reply = single_answer(call, answer, tries);
-            reply.cache = Some(if leader { MISS } else { COALESCED });
+            reply.cache = Some(header);
             Ok(reply)
         }
         Err(reply) => {
@@ -171,6 +191,7 @@ pub struct BatchCache<'c> {
     /// The key of each element that missed, by position.
     keys: Vec<Option<Cacheable>>,
     hits: usize,
+    shared_hits: usize,
     misses: usize,
 }
 
@@ -181,12 +202,14 @@ impl<'c> BatchCache<'c> {
             cache,
             keys: std::iter::repeat_with(|| None).take(elements).collect(),
             hits: 0,
+            shared_hits: 0,
             misses: 0,
         }
     }
 
-    /// The answer of element `i`, `call`, from the cache; `None` when it
-    /// must go upstream (a miss is remembered, to keep its answer).
+    /// The answer of element `i`, `call`, from memory; `None` when it
+    /// missed (remembered, for [`BatchCache::lookup_shared`] and to keep
+    /// its answer).
     pub fn lookup(
         &mut self,
         network: &RoutedNetwork,
@@ -201,12 +224,52 @@ impl<'c> BatchCache<'c> {
                 value: result,
             }));
         }
-        self.misses += 1;
-        CacheStats::bump(&network.cache_stats.of(key.class).misses);
         if let Some(slot) = self.keys.get_mut(i) {
             *slot = Some(key);
         }
         None
+    }
+
+    /// Asks the shared tier, in one round trip, for the elements that
+    /// missed in memory: a hit goes into `outcomes` and needs no route.
+    /// What is left goes upstream, counted as misses.
+    pub async fn lookup_shared(
+        &mut self,
+        network: &RoutedNetwork,
+        outcomes: &mut [Outcome],
+        routes: &mut [Option<Route>],
+    ) {
+        if self.cache.shared().is_some() {
+            let (at, calls): (Vec<usize>, Vec<&Cacheable>) = self
+                .keys
+                .iter()
+                .enumerate()
+                .filter_map(|(i, key)| Some((i, key.as_ref()?)))
+                .unzip();
+            let found = if calls.is_empty() {
+                Vec::new()
+            } else {
+                self.cache.get_shared_many(network, &calls).await
+            };
+            for (i, result) in at.into_iter().zip(found) {
+                let Some(result) = result else { continue };
+                if let (Some(outcome), Some(route), Some(key)) =
+                    (outcomes.get_mut(i), routes.get_mut(i), self.keys.get_mut(i))
+                {
+                    *outcome = Outcome::Answer(Member {
+                        kind: MemberKind::Result,
+                        value: result,
+                    });
+                    *route = None;
+                    *key = None;
+                    self.shared_hits += 1;
+                }
+            }
+        }
+        for key in self.keys.iter().flatten() {
+            self.misses += 1;
+            CacheStats::bump(&network.cache_stats.of(key.class).misses);
+        }
     }
 
     /// Keeps `member`, the upstream's answer to element `i`, if it missed.
@@ -219,14 +282,18 @@ impl<'c> BatchCache<'c> {
         }
     }
 
-    /// `x-cache` for the batch: `HIT=<n>, MISS=<m>`, only the non-zero
-    /// counts; `None` when no element was cacheable.
+    /// `x-cache` for the batch: `HIT=<n>, HIT-REDIS=<k>, MISS=<m>`, only
+    /// the non-zero counts; `None` when no element was cacheable.
     pub fn header(&self) -> Option<HeaderValue> {
-        let parts: Vec<String> = [("HIT", self.hits), ("MISS", self.misses)]
-            .into_iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(word, n)| format!("{word}={n}"))
-            .collect();
+        let parts: Vec<String> = [
+            ("HIT", self.hits),
+            ("HIT-REDIS", self.shared_hits),
+            ("MISS", self.misses),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(word, n)| format!("{word}={n}"))
+        .collect();
         (!parts.is_empty())
             .then(|| HeaderValue::from_str(&parts.join(", ")).ok())
             .flatten()

@@ -208,6 +208,11 @@ async fn batch(ctx: &Ctx, elements: &[Element<'_>], archive_path: bool) -> Serve
         outcomes.push(outcome);
         routes.push(r);
     }
+    if let Some(cache) = cache.as_mut() {
+        cache
+            .lookup_shared(network, &mut outcomes, &mut routes)
+            .await;
+    }
     let groups = plan(&routes);
     let calls = |members: &[usize]| -> Vec<&Call<'_>> {
         members

@@ -16,4 +16,5 @@ mod health;
 mod heights;
 mod nack;
 mod sandbox;
+mod shared_cache;
 mod static_stability;
