@@ -179,7 +179,26 @@ async fn quick_mode_measures_every_figure() {
     positive("compress time", Some(fanout.compress_ms));
     assert!(fanout.control_plane_rss_idle_kib > 1024 && fanout.control_plane_rss_kib > 1024);
 
+    // The cache workloads: both variants of both, answered, and Meridian's
+    // cache really answering (the hit workload is all hits after the first
+    // call; the mixed one is 90 % cacheable).
+    let cache = results.cache.as_ref().expect("cache workloads");
+    assert_eq!(cache.runs.len(), 4 * opts.reps, "{cache:?}");
+    for run in &cache.runs {
+        assert!(run.throughput.requests > 0, "{run:?}");
+        assert_eq!(run.throughput.non_2xx, 0, "{run:?}");
+    }
+    for row in &cache.rows {
+        positive("baseline throughput", row.baseline_rps);
+        positive("Meridian throughput", row.meridian_rps);
+        positive("baseline CPU/request", row.baseline_cpu_us_per_req);
+        positive("Meridian CPU/request", row.meridian_cpu_us_per_req);
+        let ratio = positive("Meridian hit ratio", row.meridian_hit_ratio);
+        assert!(ratio > 0.5 && ratio <= 1.0, "{row:?}");
+    }
+
     let md = std::fs::read_to_string(out.path().join("results.md")).expect("results.md written");
+    assert!(md.contains("Cache workloads"), "{md}");
     assert!(md.contains("Max throughput"), "{md}");
     assert!(md.contains("Snapshot fan-out"), "{md}");
     assert_eq!(md, returned.markdown());

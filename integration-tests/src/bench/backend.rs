@@ -115,33 +115,75 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
 /// above, -32601 for others, with the request's id copied verbatim.
 pub fn answer(body: &[u8]) -> Vec<u8> {
     let id = request_id(body);
+    let quoted = |value: &str| format!(r#""{value}""#);
     let result = if contains(body, b"\"eth_blockNumber\"") {
-        Some(HEAD_HEIGHT)
+        Some(quoted(HEAD_HEIGHT))
     } else if contains(body, b"\"eth_getBalance\"") {
-        Some(BALANCE)
+        Some(quoted(BALANCE))
     } else if contains(body, b"\"eth_chainId\"") {
-        Some(CHAIN_ID)
+        Some(quoted(CHAIN_ID))
     } else if contains(body, b"\"net_version\"") {
-        Some("1")
+        Some(quoted("1"))
+    } else if contains(body, b"\"web3_clientVersion\"") {
+        Some(quoted("meridian-bench/1"))
+    } else if contains(body, b"\"eth_getBlockByNumber\"") {
+        block_param(body).map(block)
     } else {
         None
     };
-    let mut out = Vec::with_capacity(64 + id.len());
+    let mut out = Vec::with_capacity(64 + id.len() + result.as_ref().map_or(0, String::len));
     out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
     out.extend_from_slice(id);
     match result {
         Some(value) => {
-            out.extend_from_slice(br#","result":""#);
+            out.extend_from_slice(br#","result":"#);
             out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(br#""}"#);
+            out.push(b'}');
         }
         None => out.extend_from_slice(br#","error":{"code":-32601,"message":"method not found"}}"#),
     }
     out
 }
 
-/// The raw bytes of the top-level `"id"` value (number, string or null);
-/// `null` when absent. Good enough for the flat bodies benchmarks send.
+/// Blocks below the head taken as final: the backend answers the
+/// `finalized` tag with this much less than the head, so the control plane
+/// learns a finalized height on its first probe.
+pub const FINALITY_DEPTH: u64 = 64;
+
+/// The head as a number.
+pub fn head_height() -> u64 {
+    u64::from_str_radix(HEAD_HEIGHT.trim_start_matches("0x"), 16).unwrap_or(0)
+}
+
+/// The block the first param of `eth_getBlockByNumber` names: a hex
+/// number, `latest`, or `finalized` / `safe`; `None` for anything else.
+fn block_param(body: &[u8]) -> Option<u64> {
+    let params = find(body, b"\"params\"")?;
+    let rest = &body[params + 8..];
+    let open = rest.iter().position(|&b| b == b'"')? + 1;
+    let len = rest[open..].iter().position(|&b| b == b'"')?;
+    let tag = std::str::from_utf8(&rest[open..open + len]).ok()?;
+    match tag {
+        "latest" => Some(head_height()),
+        "finalized" | "safe" => Some(head_height() - FINALITY_DEPTH),
+        hex => u64::from_str_radix(hex.strip_prefix("0x")?, 16)
+            .ok()
+            .filter(|n| *n <= head_height()),
+    }
+}
+
+/// Block `n` without its transactions, about 900 bytes as a node answers
+/// it: number, hash (derived from the number), parent, bloom, gas.
+fn block(n: u64) -> String {
+    format!(
+        r#"{{"number":"{n:#x}","hash":"0x{n:064x}","parentHash":"0x{parent:064x}","miner":"0x{zero:040x}","stateRoot":"0x{state:064x}","logsBloom":"0x{zero:0512x}","gasLimit":"0x1c9c380","gasUsed":"0x5208","timestamp":"{ts:#x}","baseFeePerGas":"0x7","transactions":[],"uncles":[]}}"#,
+        parent = n.saturating_sub(1),
+        zero = 0,
+        state = n.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        ts = 1_700_000_000 + n * 12,
+    )
+}
+
 fn request_id(body: &[u8]) -> &[u8] {
     let Some(start) = find(body, b"\"id\"") else {
         return b"null";
@@ -203,6 +245,27 @@ mod tests {
         let v = json(&answer(br#"{"id": 7 ,"method":"eth_chainId"}"#));
         assert_eq!(v["id"], 7);
         assert_eq!(v["result"], CHAIN_ID);
+    }
+
+    #[test]
+    fn answers_blocks_by_number_and_the_finalized_tag() {
+        let v = json(&answer(
+            br#"{"jsonrpc":"2.0","id":3,"method":"eth_getBlockByNumber","params":["0x10",false]}"#,
+        ));
+        assert_eq!(v["result"]["number"], "0x10");
+        assert_eq!(v["result"]["hash"].as_str().map(str::len), Some(66));
+        let v = json(&answer(
+            br#"{"jsonrpc":"2.0","id":4,"method":"eth_getBlockByNumber","params":["finalized",false]}"#,
+        ));
+        assert_eq!(
+            v["result"]["number"],
+            format!("{:#x}", head_height() - FINALITY_DEPTH)
+        );
+        let above = format!(
+            r#"{{"id":5,"method":"eth_getBlockByNumber","params":["{:#x}",false]}}"#,
+            head_height() + 1
+        );
+        assert_eq!(json(&answer(above.as_bytes()))["error"]["code"], -32601);
     }
 
     #[test]

@@ -21,6 +21,10 @@ use super::error::BenchError;
 pub const BLOCK_NUMBER_BODY: &str =
     r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
 
+/// The request of the cache-hit workload: static, so Meridian answers it
+/// from its cache after the first.
+pub const CHAIN_ID_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#;
+
 /// What one wrk run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Throughput {
@@ -49,19 +53,39 @@ pub struct WrkRun<'a> {
     pub duration: Duration,
     /// Where the Lua script goes.
     pub work_dir: &'a Path,
+    /// The Lua script: what each request is ([`post_script`],
+    /// [`rotate_script`]).
+    pub script: &'a str,
 }
 
-/// The wrk script: POST the `eth_blockNumber` body as JSON.
-pub fn wrk_script() -> String {
+/// The wrk script POSTing `body` as JSON on every request.
+pub fn post_script(body: &str) -> String {
     format!(
-        "wrk.method = \"POST\"\nwrk.body = '{BLOCK_NUMBER_BODY}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+        "wrk.method = \"POST\"\nwrk.body = '{body}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
     )
+}
+
+/// The wrk script POSTing `bodies` in turn, one per request (wrk's one
+/// thread keeps one counter for all its connections, so the mix is exact).
+pub fn rotate_script(bodies: &[String]) -> String {
+    let mut lua = String::from("local bodies = {\n");
+    for body in bodies {
+        lua.push_str("  '");
+        lua.push_str(body);
+        lua.push_str("',\n");
+    }
+    lua.push_str(
+        "}\nlocal headers = { [\"Content-Type\"] = \"application/json\" }\n\
+         local i = 0\n\
+         request = function()\n  i = i % #bodies + 1\n  return wrk.format(\"POST\", nil, headers, bodies[i])\nend\n",
+    );
+    lua
 }
 
 /// Runs `wrk -t1 -c<connections> -d<duration>` against `url`.
 pub fn wrk(run: &WrkRun<'_>, url: &str) -> Result<Throughput, BenchError> {
     let script = run.work_dir.join("post.lua");
-    std::fs::write(&script, wrk_script())
+    std::fs::write(&script, run.script)
         .map_err(BenchError::io(format!("write {}", script.display())))?;
     let secs = run.duration.as_secs().max(1);
     let mut cmd = pinned_command(run.wrk, run.cpus);

@@ -8,6 +8,7 @@
 //! - [`procfs`]: CPU time and memory from `/proc`.
 //! - [`variants`]: starting direct / nginx / Meridian.
 //! - [`measure`]: throughput, latency, CPU per request, held connections.
+//! - [`cache`]: the cache workloads (hit, mixed) beside nginx.
 //! - [`fanout`]: one control plane, many simulated data-plane streams.
 //! - [`report`]: the JSON result file and the markdown table.
 //!
@@ -16,6 +17,7 @@
 
 pub mod backend;
 pub mod binaries;
+pub mod cache;
 pub mod error;
 pub mod fanout;
 pub mod measure;
@@ -42,6 +44,8 @@ pub struct BenchOptions {
     pub proxy: bool,
     /// Measure snapshot fan-out.
     pub fanout: bool,
+    /// Measure the cache workloads.
+    pub cache: bool,
     /// Repetitions of every variant (the figures are medians).
     pub reps: usize,
     /// Length of each wrk run and each fixed-rate run.
@@ -83,6 +87,7 @@ impl BenchOptions {
             mode: "full".into(),
             proxy: true,
             fanout: true,
+            cache: true,
             reps: 3,
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
@@ -181,7 +186,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchResults, BenchError> {
         )));
     }
 
-    let tools = if opts.proxy {
+    let tools = if opts.proxy || opts.cache {
         Some(tools::find_or_install(opts.install, opts.want_oha)?)
     } else {
         None
@@ -199,7 +204,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchResults, BenchError> {
         .tempdir()
         .map_err(BenchError::io("create the work directory"))?;
     let outcome = run_in(opts, &pin, tools.as_ref(), &built, work.path(), &mut notes).await;
-    let (proxy, fanout) = match outcome {
+    let (proxy, cache, fanout) = match outcome {
         Ok(parts) => parts,
         Err(e) => {
             // Keep the logs the error points at.
@@ -227,6 +232,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchResults, BenchError> {
         notes,
         proxy,
         fanout,
+        cache,
     };
     let (json, md) = results.write(&opts.out_dir)?;
     eprintln!(
@@ -244,11 +250,24 @@ async fn run_in(
     built: &binaries::MeridianBinaries,
     work: &std::path::Path,
     notes: &mut Vec<String>,
-) -> Result<(Option<ProxyResults>, Option<fanout::FanoutResult>), BenchError> {
+) -> Result<Parts, BenchError> {
     let backend = Backend::start(&opts.bench_exe, pin.proxy.as_deref(), work)?;
-    let proxy = match tools {
-        Some(tools) => Some(proxy_benchmark(opts, pin, tools, built, &backend, work, notes).await?),
-        None => None,
+    let (proxy, cache) = match tools {
+        Some(tools) => {
+            let ctx = variant_context(opts, pin, tools, built, &backend, work);
+            let proxy = if opts.proxy {
+                Some(proxy_benchmark(opts, pin, tools, &ctx, &backend, notes).await?)
+            } else {
+                None
+            };
+            let cache = if opts.cache {
+                Some(cache::run(opts, &ctx, &tools.wrk, pin.load.as_deref(), &backend).await?)
+            } else {
+                None
+            };
+            (proxy, cache)
+        }
+        None => (None, None),
     };
     let fanout = if opts.fanout {
         eprintln!(
@@ -270,22 +289,25 @@ async fn run_in(
         None
     };
     drop(backend);
-    Ok((proxy, fanout))
+    Ok((proxy, cache, fanout))
 }
 
-async fn proxy_benchmark(
+/// What a run measured, by part.
+type Parts = (
+    Option<ProxyResults>,
+    Option<cache::CacheResults>,
+    Option<fanout::FanoutResult>,
+);
+
+fn variant_context(
     opts: &BenchOptions,
     pin: &Pinning,
     tools: &tools::Tools,
     built: &binaries::MeridianBinaries,
     backend: &Backend,
     work: &std::path::Path,
-    notes: &mut Vec<String>,
-) -> Result<ProxyResults, BenchError> {
-    if tools.oha.is_none() && opts.want_oha {
-        notes.push("oha missing: fixed-rate latency figures skipped".into());
-    }
-    let ctx = VariantContext {
+) -> VariantContext {
+    VariantContext {
         programs: Programs {
             bench: opts.bench_exe.clone(),
             control: built.control.clone(),
@@ -296,7 +318,21 @@ async fn proxy_benchmark(
         proxy_cpus: pin.proxy.clone(),
         worker_threads: opts.worker_threads,
         work_dir: work.to_path_buf(),
-    };
+    }
+}
+
+async fn proxy_benchmark(
+    opts: &BenchOptions,
+    pin: &Pinning,
+    tools: &tools::Tools,
+    ctx: &VariantContext,
+    backend: &Backend,
+    notes: &mut Vec<String>,
+) -> Result<ProxyResults, BenchError> {
+    if tools.oha.is_none() && opts.want_oha {
+        notes.push("oha missing: fixed-rate latency figures skipped".into());
+    }
+    let work = ctx.work_dir.as_path();
     let mut runs = Vec::new();
     for rep in 0..opts.reps {
         // Alternate the order, so no variant always runs first (cold) or
@@ -307,7 +343,7 @@ async fn proxy_benchmark(
         }
         for (position, variant) in order.into_iter().enumerate() {
             eprintln!("meridian-bench: rep {}/{}: {variant}", rep + 1, opts.reps);
-            let mut running = variants::start(variant, &ctx, rep).await?;
+            let mut running = variants::start(variant, ctx, &format!("{variant}-{rep}")).await?;
             let run = measure_variant(opts, pin, tools, backend, &mut running, work, rep, position)
                 .await?;
             if run.throughput.errors > 0 {
@@ -327,6 +363,33 @@ async fn proxy_benchmark(
     ))
 }
 
+/// One wrk run through `running`, with the CPU the proxy processes and the
+/// backend spent on it: (throughput, proxy µs per request, backend µs per
+/// request). The CPU is read just before and after, so it covers exactly
+/// the requests wrk counted.
+fn wrk_with_cpu(
+    running: &mut RunningVariant,
+    backend: &Backend,
+    wrk_run: &measure::WrkRun<'_>,
+) -> Result<(measure::Throughput, Option<f64>, f64), BenchError> {
+    let ticks = procfs::clock_ticks_per_second() as f64;
+    let backend_pid = backend.process.pid();
+    let proxy_before = running.proxy_cpu_ticks()?;
+    let backend_before = procfs::cpu_ticks(backend_pid)?;
+    let throughput = measure::wrk(wrk_run, &running.url)?;
+    let proxy_after = running.proxy_cpu_ticks()?;
+    let backend_after = procfs::cpu_ticks(backend_pid)?;
+    running.check_alive()?;
+    let requests = throughput.requests.max(1) as f64;
+    let per_req =
+        |before: u64, after: u64| after.saturating_sub(before) as f64 * 1e6 / ticks / requests;
+    Ok((
+        throughput,
+        proxy_before.zip(proxy_after).map(|(b, a)| per_req(b, a)),
+        per_req(backend_before, backend_after),
+    ))
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn measure_variant(
     opts: &BenchOptions,
@@ -338,10 +401,11 @@ async fn measure_variant(
     rep: usize,
     position: usize,
 ) -> Result<VariantRun, BenchError> {
-    let ticks = procfs::clock_ticks_per_second() as f64;
     let rss_idle_kib = running.proxy_rss_kib()?;
     let wrk_dir = work.join(format!("{}-{rep}", running.variant));
+    let script = measure::post_script(measure::BLOCK_NUMBER_BODY);
     let wrk_run = measure::WrkRun {
+        script: &script,
         wrk: &tools.wrk,
         cpus: pin.load.as_deref(),
         connections: opts.wrk_connections,
@@ -357,18 +421,8 @@ async fn measure_variant(
             &running.url,
         )?;
     }
-    let backend_pid = backend.process.pid();
-    let proxy_before = running.proxy_cpu_ticks()?;
-    let backend_before = procfs::cpu_ticks(backend_pid)?;
-    let throughput = measure::wrk(&wrk_run, &running.url)?;
-    let proxy_after = running.proxy_cpu_ticks()?;
-    let backend_after = procfs::cpu_ticks(backend_pid)?;
-    running.check_alive()?;
-    let requests = throughput.requests.max(1) as f64;
-    let per_req =
-        |before: u64, after: u64| after.saturating_sub(before) as f64 * 1e6 / ticks / requests;
-    let proxy_cpu_us_per_req = proxy_before.zip(proxy_after).map(|(b, a)| per_req(b, a));
-    let backend_cpu_us_per_req = per_req(backend_before, backend_after);
+    let (throughput, proxy_cpu_us_per_req, backend_cpu_us_per_req) =
+        wrk_with_cpu(running, backend, &wrk_run)?;
 
     let mut latency = Vec::new();
     if let Some(oha) = &tools.oha {

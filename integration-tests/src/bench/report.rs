@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::cache::CacheResults;
 use super::error::BenchError;
 use super::fanout::FanoutResult;
 use super::measure::{Latency, Throughput, median};
@@ -40,6 +41,9 @@ pub struct BenchResults {
     pub proxy: Option<ProxyResults>,
     /// Fan-out figures, if measured.
     pub fanout: Option<FanoutResult>,
+    /// Cache workloads, if measured (absent in files of older runs).
+    #[serde(default)]
+    pub cache: Option<CacheResults>,
 }
 
 /// The settings of a run.
@@ -356,6 +360,9 @@ impl BenchResults {
                 );
             }
         }
+        if let Some(cache) = &self.cache {
+            cache.markdown(&mut md);
+        }
         if let Some(f) = &self.fanout {
             let _ = writeln!(md, "\n#### Snapshot fan-out\n");
             let _ = writeln!(
@@ -462,7 +469,7 @@ pub fn load_average() -> String {
 }
 
 /// A number with as many decimals as its size deserves.
-fn num(x: f64) -> String {
+pub(super) fn num(x: f64) -> String {
     if !x.is_finite() {
         "–".into()
     } else if x.abs() >= 1000.0 {
@@ -547,6 +554,7 @@ mod tests {
             notes: vec!["a note".into()],
             proxy: Some(p),
             fanout: None,
+            cache: None,
         };
         let md = results.markdown();
         assert!(

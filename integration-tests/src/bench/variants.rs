@@ -35,6 +35,13 @@ pub enum Variant {
     Nginx,
     /// Through Meridian's data plane (control plane + one data plane).
     Meridian,
+    /// nginx answering every request itself (`return 200` of a fixed
+    /// body): the floor of one HTTP exchange, beside Meridian's cache hits.
+    #[serde(rename = "nginx-static")]
+    NginxStatic,
+    /// Meridian with its response cache on.
+    #[serde(rename = "meridian-cached")]
+    MeridianCached,
 }
 
 impl Variant {
@@ -47,6 +54,8 @@ impl Variant {
             Variant::Direct => "direct",
             Variant::Nginx => "nginx",
             Variant::Meridian => "meridian",
+            Variant::NginxStatic => "nginx-static",
+            Variant::MeridianCached => "meridian-cached",
         }
     }
 }
@@ -119,6 +128,8 @@ pub struct RunningVariant {
     pub url: String,
     /// Processes whose CPU and memory count as the proxy's (none for direct).
     pub proxy_pids: Vec<u32>,
+    /// Meridian's admin listener (`http://host:port`); `None` for the others.
+    pub admin: Option<String>,
     /// Processes started for this variant; stopped on drop (proxy first).
     processes: Vec<Managed>,
 }
@@ -170,26 +181,34 @@ impl Drop for RunningVariant {
     }
 }
 
-/// Starts `variant` and waits until it serves `eth_blockNumber`.
+/// Starts `variant` with its files under `<work dir>/<name>` and waits
+/// until it serves.
 pub async fn start(
     variant: Variant,
     ctx: &VariantContext,
-    rep: usize,
+    name: &str,
 ) -> Result<RunningVariant, BenchError> {
-    let dir = ctx.work_dir.join(format!("{variant}-{rep}"));
+    let dir = ctx.work_dir.join(name);
     std::fs::create_dir_all(&dir).map_err(BenchError::io(format!("create {}", dir.display())))?;
     let mut running = match variant {
         Variant::Direct => RunningVariant {
             variant,
             url: format!("http://{}/{NETWORK}", ctx.backend),
             proxy_pids: Vec::new(),
+            admin: None,
             processes: Vec::new(),
         },
         Variant::Nginx => start_nginx(ctx, &dir)?,
         Variant::Meridian => start_meridian(ctx, &dir).await?,
+        Variant::NginxStatic => start_nginx_with(ctx, &dir, variant, |listen| {
+            nginx_static_conf(&dir, listen, CHAIN_ID_ANSWER, running_as_root())
+        })?,
+        Variant::MeridianCached => {
+            start_meridian_with(ctx, &dir, variant, CACHED_MERIDIAN_BYTES).await?
+        }
     };
     wait_serving(&mut running).await?;
-    if variant == Variant::Nginx {
+    if matches!(variant, Variant::Nginx | Variant::NginxStatic) {
         // The worker is forked after the master starts; count it (and make
         // sure it goes down with the master).
         if let Some(master) = running.processes.first_mut() {
@@ -202,17 +221,28 @@ pub async fn start(
     Ok(running)
 }
 
-/// Polls until one `eth_blockNumber` through the variant gets the backend's
-/// answer.
+/// What nginx-static answers every request with: the backend's answer to
+/// [`super::measure::CHAIN_ID_BODY`], byte for byte.
+pub const CHAIN_ID_ANSWER: &str = r#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#;
+
+/// The cache of the cached Meridian variant (the default bound).
+const CACHED_MERIDIAN_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Polls until one call through the variant gets the backend's answer
+/// (`eth_chainId` from nginx-static, `eth_blockNumber` from the others).
 async fn wait_serving(running: &mut RunningVariant) -> Result<(), BenchError> {
     let client = RpcClient::new();
     let url = running.url.clone();
+    let (method, expected) = match running.variant {
+        Variant::NginxStatic => ("eth_chainId", backend::CHAIN_ID),
+        _ => ("eth_blockNumber", backend::HEAD_HEIGHT),
+    };
     let served = try_eventually(START_TIMEOUT, || {
         let client = client.clone();
         let url = url.clone();
         async move {
-            match client.call(&url, "eth_blockNumber").await {
-                Ok(resp) => resp.status == 200 && resp.json()["result"] == backend::HEAD_HEIGHT,
+            match client.call(&url, method).await {
+                Ok(resp) => resp.status == 200 && resp.json()["result"] == expected,
                 Err(_) => false,
             }
         }
@@ -222,7 +252,7 @@ async fn wait_serving(running: &mut RunningVariant) -> Result<(), BenchError> {
     match (served, running.processes.last()) {
         (Ok(_), _) => Ok(()),
         (Err(()), Some(last)) => Err(last.failure(format!(
-            "{} did not serve eth_blockNumber at {url} within {START_TIMEOUT:?}",
+            "{} did not serve {method} at {url} within {START_TIMEOUT:?}",
             running.variant
         ))),
         (Err(()), None) => Err(BenchError::measure(
@@ -239,6 +269,41 @@ pub fn nginx_conf(
     listen: std::net::SocketAddr,
     backend: std::net::SocketAddr,
     as_root: bool,
+) -> String {
+    let upstream = format!(
+        r#"    upstream backend {{
+        server {backend};
+        keepalive 64;
+        keepalive_requests 100000000;
+    }}
+"#
+    );
+    let location = r#"            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+"#;
+    nginx_conf_with(dir, listen, as_root, &upstream, location)
+}
+
+/// The floor of one HTTP exchange: nginx answering every request itself
+/// with `body` (`return 200`), the same settings otherwise.
+pub fn nginx_static_conf(
+    dir: &Path,
+    listen: std::net::SocketAddr,
+    body: &str,
+    as_root: bool,
+) -> String {
+    let location =
+        format!("            default_type application/json;\n            return 200 '{body}';\n");
+    nginx_conf_with(dir, listen, as_root, "", &location)
+}
+
+fn nginx_conf_with(
+    dir: &Path,
+    listen: std::net::SocketAddr,
+    as_root: bool,
+    upstream: &str,
+    location: &str,
 ) -> String {
     let d = dir.display();
     // nginx drops privileges to `nobody` when started as root unless told
@@ -263,19 +328,11 @@ http {{
     scgi_temp_path {d}/scgi;
     keepalive_requests 100000000;
 
-    upstream backend {{
-        server {backend};
-        keepalive 64;
-        keepalive_requests 100000000;
-    }}
-
+{upstream}
     server {{
         listen {listen} backlog=4096;
         location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }}
+{location}        }}
     }}
 }}
 "#
@@ -283,10 +340,23 @@ http {{
 }
 
 fn start_nginx(ctx: &VariantContext, dir: &Path) -> Result<RunningVariant, BenchError> {
+    start_nginx_with(ctx, dir, Variant::Nginx, |listen| {
+        nginx_conf(dir, listen, ctx.backend, running_as_root())
+    })
+}
+
+/// Starts nginx with the configuration `conf` renders for its listener;
+/// the result is labelled `variant`.
+pub fn start_nginx_with(
+    ctx: &VariantContext,
+    dir: &Path,
+    variant: Variant,
+    conf: impl FnOnce(std::net::SocketAddr) -> String,
+) -> Result<RunningVariant, BenchError> {
     let listen = free_addr()?;
-    let conf = nginx_conf(dir, listen, ctx.backend, running_as_root());
     let path = dir.join("nginx.conf");
-    std::fs::write(&path, conf).map_err(BenchError::io(format!("write {}", path.display())))?;
+    std::fs::write(&path, conf(listen))
+        .map_err(BenchError::io(format!("write {}", path.display())))?;
     let process = Spawn::new("nginx", &ctx.programs.nginx)
         .pinned(ctx.proxy_cpus.as_deref())
         .args([
@@ -299,9 +369,10 @@ fn start_nginx(ctx: &VariantContext, dir: &Path) -> Result<RunningVariant, Bench
         .args(["-g", "daemon off;"])
         .start(dir)?;
     Ok(RunningVariant {
-        variant: Variant::Nginx,
+        variant,
         url: format!("http://{listen}/{NETWORK}"),
         proxy_pids: vec![process.pid()],
+        admin: None,
         processes: vec![process],
     })
 }
@@ -341,7 +412,20 @@ region = "bench"
     )
 }
 
+/// Meridian with its cache off: the proxy path itself is measured (nginx
+/// caches nothing either), every request goes upstream.
 async fn start_meridian(ctx: &VariantContext, dir: &Path) -> Result<RunningVariant, BenchError> {
+    start_meridian_with(ctx, dir, Variant::Meridian, 0).await
+}
+
+/// Meridian with a response cache of `cache_max_bytes` (0: none),
+/// labelled `variant`; returns once the proxy is ready.
+pub async fn start_meridian_with(
+    ctx: &VariantContext,
+    dir: &Path,
+    variant: Variant,
+    cache_max_bytes: u64,
+) -> Result<RunningVariant, BenchError> {
     let grpc = free_addr()?;
     let http = free_addr()?;
     let config = dir.join("control.toml");
@@ -364,15 +448,14 @@ async fn start_meridian(ctx: &VariantContext, dir: &Path) -> Result<RunningVaria
             "--worker-threads".to_owned(),
             ctx.worker_threads.to_string(),
         ])
-        // The proxy path itself is measured (nginx caches nothing either):
-        // every request goes upstream.
-        .args(["--cache-max-bytes", "0"])
+        .args(["--cache-max-bytes".to_owned(), cache_max_bytes.to_string()])
         .env("MERIDIAN_LOG", MERIDIAN_LOG_FILTER)
         .start(dir)?;
     let mut running = RunningVariant {
-        variant: Variant::Meridian,
+        variant,
         url: format!("http://{listen}/{NETWORK}"),
         proxy_pids: vec![proxy.pid()],
+        admin: Some(format!("http://{admin}")),
         processes: vec![control, proxy],
     };
     // /ready first: a clearer failure than a refused request when the

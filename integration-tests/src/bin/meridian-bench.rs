@@ -20,7 +20,7 @@ use meridian_integration_tests::bench::{self, BenchOptions, backend, tools::Inst
 #[derive(Debug, Parser)]
 #[command(name = "meridian-bench", version)]
 #[command(group(ArgGroup::new("mode").args(["all", "quick"])))]
-#[command(group(ArgGroup::new("only").args(["proxy_only", "fanout_only"])))]
+#[command(group(ArgGroup::new("only").args(["proxy_only", "fanout_only", "cache_only"])))]
 struct Cli {
     /// The full run: every figure, release build, installs missing tools (the default).
     #[arg(long)]
@@ -34,6 +34,9 @@ struct Cli {
     /// Only the snapshot fan-out figures.
     #[arg(long)]
     fanout_only: bool,
+    /// Only the cache workloads (cache hit, mixed) beside nginx.
+    #[arg(long)]
+    cache_only: bool,
     /// Repetitions of every variant (figures are medians).
     #[arg(long)]
     reps: Option<usize>,
@@ -86,8 +89,9 @@ fn main() -> ExitCode {
     } else {
         BenchOptions::full(exe)
     };
-    opts.proxy = !cli.fanout_only;
-    opts.fanout = !cli.proxy_only;
+    opts.proxy = !cli.fanout_only && !cli.cache_only;
+    opts.fanout = !cli.proxy_only && !cli.cache_only;
+    opts.cache = !cli.fanout_only && !cli.proxy_only;
     if let Some(reps) = cli.reps {
         opts.reps = reps.max(1);
     }
