@@ -80,12 +80,13 @@ pub struct Ejection {
 }
 
 impl Ejection {
-    /// May a try go to this upstream at `now_ms`?
-    pub fn admission(&self, now_ms: u64) -> Admission {
+    /// May a try go to this upstream now? `now_ms` is asked only for an
+    /// ejected upstream (the common case reads no clock).
+    pub fn admission(&self, now_ms: impl FnOnce() -> u64) -> Admission {
         let until = self.until_ms.load(Ordering::Acquire);
         if until == 0 {
             Admission::Open
-        } else if now_ms < until || self.trial.load(Ordering::Acquire) {
+        } else if now_ms() < until || self.trial.load(Ordering::Acquire) {
             Admission::Ejected
         } else {
             Admission::Trial
@@ -202,33 +203,33 @@ mod tests {
         for _ in 0..4 {
             assert!(!e.failure(TryKind::Normal, 1_000, 5, T));
         }
-        assert_eq!(e.admission(1_000), Admission::Open);
+        assert_eq!(e.admission(|| 1_000), Admission::Open);
         assert!(e.failure(TryKind::Normal, 1_000, 5, T));
         assert_eq!(e.total(), 1);
-        assert_eq!(e.admission(1_000), Admission::Ejected);
-        assert_eq!(e.admission(30_999), Admission::Ejected);
+        assert_eq!(e.admission(|| 1_000), Admission::Ejected);
+        assert_eq!(e.admission(|| 30_999), Admission::Ejected);
         // In-flight failures after the ejection do not re-eject.
         assert!(!e.failure(TryKind::Normal, 2_000, 5, T));
-        assert_eq!(e.admission(31_000), Admission::Trial);
+        assert_eq!(e.admission(|| 31_000), Admission::Trial);
         assert!(e.claim_trial());
         assert!(!e.claim_trial(), "only one trial at a time");
-        assert_eq!(e.admission(31_000), Admission::Ejected);
+        assert_eq!(e.admission(|| 31_000), Admission::Ejected);
 
         // A failed trial ejects for twice as long.
         assert!(e.failure(TryKind::Trial, 31_000, 5, T));
-        assert_eq!(e.admission(31_000 + 59_999), Admission::Ejected);
-        assert_eq!(e.admission(31_000 + 60_000), Admission::Trial);
+        assert_eq!(e.admission(|| 31_000 + 59_999), Admission::Ejected);
+        assert_eq!(e.admission(|| 31_000 + 60_000), Admission::Trial);
         assert_eq!(e.total(), 2);
 
         // A good trial ends it; the next ejection starts at 30 s again.
         assert!(e.claim_trial());
         e.success(TryKind::Trial);
-        assert_eq!(e.admission(0), Admission::Open);
+        assert_eq!(e.admission(|| 0), Admission::Open);
         for _ in 0..5 {
             e.failure(TryKind::Normal, 100_000, 5, T);
         }
-        assert_eq!(e.admission(100_000 + 29_999), Admission::Ejected);
-        assert_eq!(e.admission(100_000 + 30_000), Admission::Trial);
+        assert_eq!(e.admission(|| 100_000 + 29_999), Admission::Ejected);
+        assert_eq!(e.admission(|| 100_000 + 30_000), Admission::Trial);
     }
 
     #[test]
@@ -248,7 +249,7 @@ mod tests {
         let later = 1 + 30_000;
         assert!(e.claim_trial());
         e.abandon(TryKind::Trial);
-        assert_eq!(e.admission(later), Admission::Trial);
+        assert_eq!(e.admission(|| later), Admission::Trial);
         // A last-resort success does.
         e.success(TryKind::LastResort);
         assert!(!e.is_ejected());

@@ -183,7 +183,9 @@ pub fn next_target<'n>(
     tried: &mut Tried,
     need_room: bool,
 ) -> Option<Target<'n>> {
-    let now = clock::now_ms();
+    // Read once, and only if an ejected upstream needs it.
+    let read = std::cell::OnceCell::new();
+    let now = || *read.get_or_init(clock::now_ms);
     // The thread-local rng is not `Send`: use it and drop it before any await.
     let mut rng = rand::rng();
     let admitted = |u: &RoutedUpstream| u.runtime.ejection.admission(now) != Admission::Ejected;
@@ -293,17 +295,15 @@ pub async fn attempt(
         given: false,
     };
     let limiter = &upstream.runtime.limiter;
-    let (permit, queue_wait) = if hedge {
-        match limiter.try_acquire() {
-            Some(p) => (p, Duration::ZERO),
-            None => {
-                let e = QueueError::Timeout(Duration::ZERO);
-                return TryOutcome {
-                    result: Err(TryError::Queue(e)),
-                    queue_wait: Duration::ZERO,
-                };
-            }
-        }
+    // A free slot (the common case) takes no clock read.
+    let (permit, queue_wait) = if let Some(permit) = limiter.try_acquire() {
+        (permit, Duration::ZERO)
+    } else if hedge {
+        let e = QueueError::Timeout(Duration::ZERO);
+        return TryOutcome {
+            result: Err(TryError::Queue(e)),
+            queue_wait: Duration::ZERO,
+        };
     } else {
         let policy = &ctx.network.policy;
         let wait = Duration::from_millis(u64::from(policy.max_queue_wait_ms)).min(ctx.remaining());
@@ -324,7 +324,13 @@ pub async fn attempt(
             .queue_wait
             .observe_us(u64::try_from(queue_wait.as_micros()).unwrap_or(u64::MAX));
     }
-    let budget = budget.min(ctx.remaining());
+    // The budget was cut from the time left a moment ago; only a wait in
+    // the queue can have eaten into it.
+    let budget = if queue_wait.is_zero() {
+        budget
+    } else {
+        budget.min(ctx.remaining())
+    };
     let result = exchange(ctx, upstream, job, budget).await;
     drop(permit);
     match &result {
@@ -350,12 +356,15 @@ async fn exchange(
         &job.body,
         shared.max_response_bytes,
         idempotent,
+        started,
     );
-    let answer = match tokio::time::timeout(budget, post).await {
+    let until = tokio::time::Instant::from_std(started + budget);
+    let (answer, finished) = match tokio::time::timeout_at(until, post).await {
         Ok(answer) => answer?,
         Err(_) => return Err(TryError::Timeout(budget)),
     };
-    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let us =
+        u64::try_from(finished.saturating_duration_since(started).as_micros()).unwrap_or(u64::MAX);
     upstream.latency.observe_us(us);
     upstream.runtime.quantiles.observe_us(us);
     let status = answer.status;

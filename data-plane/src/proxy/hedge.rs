@@ -83,7 +83,9 @@ pub async fn read(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Repor
     let mut tried = Tried::default();
     let mut report = Report::default();
     let mut last: Option<(HeaderValue, TryError)> = None;
-    let mut running = FuturesUnordered::new();
+    // Created on the first retry or hedge: an empty `FuturesUnordered`
+    // still allocates, and the common request never needs one.
+    let mut running = None;
 
     let start = |target, tries: u32, hedge| {
         let left = max_tries.saturating_sub(tries).max(1);
@@ -93,15 +95,18 @@ pub async fn read(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Repor
     let Some(first) = next_target(network, role, &mut tried, false) else {
         return (Err(give_up(network, None, 0)), report);
     };
-    let hedge_at = Instant::now() + hedge_delay(ctx, first.upstream);
+    let mut may_hedge = max_tries > 1;
+    // One clock read for the first try's budget and the hedge moment.
+    let now = Instant::now();
+    let hedge_at = now + hedge_delay(ctx, first.upstream);
     report.tries = 1;
     report.handled_by = Some(first.upstream.handled_by.clone());
     // The first try runs in place; only retries and the hedge go into
     // `running`, so the common request (one try, answered) allocates no
     // task for it.
-    let mut first = pin!(start(first, 0, false));
+    let first_budget = ctx.deadline.saturating_duration_since(now.into_std()) / max_tries;
+    let mut first = pin!(one_try(ctx, first, job, first_budget, false));
     let mut first_running = true;
-    let mut may_hedge = max_tries > 1;
     // One timer for both moments (a timer costs a registration in tokio's
     // wheel): the hedge delay first, then, reset, the request deadline.
     let deadline = Instant::from_std(ctx.deadline);
@@ -113,7 +118,7 @@ pub async fn read(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Repor
     let mut alarm = pin!(tokio::time::sleep_until(first_alarm));
 
     loop {
-        if !first_running && running.is_empty() {
+        if !first_running && running.as_ref().is_none_or(FuturesUnordered::is_empty) {
             // Everything sent so far failed: retry if allowed.
             let retryable = last.as_ref().is_some_and(|(_, e)| may_retry(false, e));
             let target = (retryable && report.tries < max_tries && !ctx.remaining().is_zero())
@@ -124,7 +129,9 @@ pub async fn read(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Repor
             };
             NetworkStats::bump(&network.stats.retries);
             report.handled_by = Some(target.upstream.handled_by.clone());
-            running.push(start(target, report.tries, false));
+            running
+                .get_or_insert_with(FuturesUnordered::new)
+                .push(start(target, report.tries, false));
             report.tries += 1;
             continue;
         }
@@ -133,7 +140,12 @@ pub async fn read(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Repor
                 first_running = false;
                 done
             }
-            Some(done) = running.next() => done,
+            Some(done) = async {
+                match running.as_mut() {
+                    Some(running) => running.next().await,
+                    None => std::future::pending().await,
+                }
+            } => done,
             () = &mut alarm => {
                 if may_hedge && Instant::now() < deadline {
                     // The hedge moment: at most one backup try, then the
@@ -145,7 +157,9 @@ pub async fn read(ctx: &Ctx, job: &Job) -> (Result<Validated, ErrorReply>, Repor
                     {
                         NetworkStats::bump(&network.stats.hedges_fired);
                         report.hedged = true;
-                        running.push(start(target, report.tries, true));
+                        running
+                            .get_or_insert_with(FuturesUnordered::new)
+                            .push(start(target, report.tries, true));
                         report.tries += 1;
                     }
                     continue;

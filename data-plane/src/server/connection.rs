@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use super::encode;
 use super::fallback::Fallback;
 use super::head::{self, FastHead, Head};
+use super::idle::ConnState;
 use crate::proxy::limits::{self, RequestBody};
 use crate::proxy::pipeline::{self, ClientRequest};
 use crate::proxy::reply::ErrorReply;
@@ -102,7 +103,8 @@ pub async fn run(
     stream: TcpStream,
     shared: Arc<Shared>,
     fallback: Arc<Fallback>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+    state: &ConnState,
 ) {
     let mut io = Io {
         stream,
@@ -111,9 +113,11 @@ pub async fn run(
     };
     let mut out = Vec::new();
     loop {
-        let head = match next_head(&mut io, &mut shutdown).await {
+        let head = match next_head(&mut io, state).await {
             Next::Fast(head) => head,
             Next::Handoff => {
+                // hyper watches shutdown by itself (once per connection).
+                state.busy();
                 return fallback.serve(io.stream, io.buf.freeze(), shutdown).await;
             }
             Next::Close => return,
@@ -161,8 +165,7 @@ pub async fn run(
             }
             io.body_left = 0;
         }
-        // The value only ever turns true: any change is shutdown.
-        if shutdown.has_changed().unwrap_or(true) {
+        if state.stopping() {
             keep_alive = false;
         }
         out.clear();
@@ -192,23 +195,26 @@ enum Next {
 }
 
 /// Reads until the buffer starts with a whole head (or one for hyper).
-async fn next_head(io: &mut Io, shutdown: &mut watch::Receiver<bool>) -> Next {
+/// Waiting for it (between requests, or inside a head with no request
+/// taken yet) is the only moment shutdown closes the connection: it is
+/// marked idle meanwhile ([`super::idle`]).
+async fn next_head(io: &mut Io, state: &ConnState) -> Next {
     loop {
         if !io.buf.is_empty() {
             match head::parse(&io.buf) {
-                Head::Fast(head) => return Next::Fast(head),
+                Head::Fast(head) => {
+                    state.busy();
+                    return Next::Fast(head);
+                }
                 Head::Handoff => return Next::Handoff,
                 Head::Partial => {}
             }
         }
-        // Between requests (or inside a head, with no request taken yet):
-        // the only moments shutdown closes the connection.
+        if !state.idle() {
+            return Next::Close;
+        }
         let (mut reader, _) = io.stream.split();
-        let read = tokio::select! {
-            biased;
-            read = read_into(&mut reader, &mut io.buf, READ_CHUNK) => read,
-            _ = shutdown.changed() => return Next::Close,
-        };
+        let read = read_into(&mut reader, &mut io.buf, READ_CHUNK).await;
         if !matches!(read, Ok(n) if n > 0) {
             return Next::Close;
         }

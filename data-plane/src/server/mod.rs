@@ -11,6 +11,7 @@ mod connection;
 mod encode;
 mod fallback;
 mod head;
+mod idle;
 mod rewind;
 
 use std::sync::Arc;
@@ -33,17 +34,24 @@ pub async fn serve(
     drain: Duration,
 ) {
     let fallback = Arc::new(Fallback::new(shared.clone()));
-    // Every connection task holds a sender; `recv` ends once all are gone.
+    // Every connection task holds a sender; `recv` ends once all are gone
+    // (an aborted task drops its sender too).
     let (open, mut all_closed) = mpsc::channel::<()>(1);
+    let mut connections = idle::Connections::default();
     loop {
         tokio::select! {
             stream = accept(&listener) => {
                 let (shared, fallback, stop, open) =
                     (shared.clone(), fallback.clone(), shutdown.clone(), open.clone());
-                tokio::spawn(async move {
-                    connection::run(stream, shared, fallback, stop).await;
-                    drop(open);
+                let state = connections.state();
+                let task = tokio::spawn({
+                    let state = state.clone();
+                    async move {
+                        connection::run(stream, shared, fallback, stop, &state).await;
+                        drop(open);
+                    }
                 });
+                connections.add(state, task.abort_handle());
             }
             // The watch guard is dropped inside the block: held across the
             // select it would make this future !Send.
@@ -51,6 +59,8 @@ pub async fn serve(
         }
     }
     drop(listener);
+    let closed = connections.close_idle();
+    tracing::debug!(closed, "shutdown: idle client connections closed");
     drop(open);
     if tokio::time::timeout(drain, all_closed.recv())
         .await

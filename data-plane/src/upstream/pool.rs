@@ -27,12 +27,11 @@ pub struct IdlePool {
 }
 
 impl IdlePool {
-    /// A connection that can carry a request now, if one is idle. Drops
-    /// those idle longer than `idle_timeout` or found closed. `verify`:
-    /// poll every connection before handing it out (for requests that must
-    /// not be sent twice), not only those idle a while.
-    pub fn take(&self, idle_timeout: Duration, verify: bool) -> Option<Conn> {
-        let now = Instant::now();
+    /// A connection that can carry a request at `now`, if one is idle.
+    /// Drops those idle longer than `idle_timeout` or found closed.
+    /// `verify`: poll every connection before handing it out (for requests
+    /// that must not be sent twice), not only those idle a while.
+    pub fn take(&self, now: Instant, idle_timeout: Duration, verify: bool) -> Option<Conn> {
         while let Some(mut conn) = self.idle.pop() {
             self.len.fetch_sub(1, Ordering::Relaxed);
             let idle = now.saturating_duration_since(conn.last_used);
@@ -47,13 +46,14 @@ impl IdlePool {
         None
     }
 
-    /// Keeps `conn` for the next request unless `max_idle` are kept already.
-    pub fn put(&self, mut conn: Conn, max_idle: usize) {
+    /// Keeps `conn`, last used at `now`, for the next request unless
+    /// `max_idle` are kept already.
+    pub fn put(&self, mut conn: Conn, max_idle: usize, now: Instant) {
         if self.len.fetch_add(1, Ordering::Relaxed) >= max_idle {
             self.len.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        conn.last_used = Instant::now();
+        conn.last_used = now;
         self.idle.push(conn);
     }
 
