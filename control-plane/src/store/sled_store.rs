@@ -15,7 +15,7 @@
 //! can open at once.
 
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use meridian_common::snapshot::{Role, Version};
@@ -38,10 +38,19 @@ struct Open {
 
 /// The sled-backed store.
 pub struct SledStore {
-    open: RwLock<Option<Open>>,
+    inner: Arc<Inner>,
     /// The file sled locks while the store is open.
     lock_file: PathBuf,
 }
+
+struct Inner {
+    open: RwLock<Option<Open>>,
+    /// Held by every flush: never two at once.
+    flushing: Mutex<()>,
+}
+
+/// How often writes that do not flush by themselves reach the disk.
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 /// Longest wait in [`Store::close`] for sled to let go of its file lock.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -130,7 +139,7 @@ fn corrupt(k: &[u8], e: impl std::fmt::Display) -> StoreError {
 impl SledStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
         let open = Open {
             meta: db.open_tree("meta")?,
             upstreams: db.open_tree("upstreams")?,
@@ -138,12 +147,27 @@ impl SledStore {
             dataplanes: db.open_tree("dataplanes")?,
             db,
         };
-        Ok(SledStore {
+        let inner = Arc::new(Inner {
             open: RwLock::new(Some(open)),
+            flushing: Mutex::new(()),
+        });
+        let flusher = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("meridian-store-flush".into())
+            .spawn(move || flush_periodically(&flusher))
+            .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+        Ok(SledStore {
+            inner,
             lock_file: dir.join("db"),
         })
     }
 
+    fn with<T>(&self, f: impl FnOnce(&Open) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.inner.with(f)
+    }
+}
+
+impl Inner {
     fn with<T>(&self, f: impl FnOnce(&Open) -> Result<T, StoreError>) -> Result<T, StoreError> {
         // A poisoned lock only means another thread panicked mid-call; the
         // sled handles themselves stay consistent.
@@ -151,6 +175,30 @@ impl SledStore {
         match guard.as_ref() {
             Some(open) => f(open),
             None => Err(StoreError::Closed),
+        }
+    }
+}
+
+impl Open {
+    /// Flushes under `lock`, the one flush at a time.
+    fn flush(&self, lock: &Mutex<()>) -> Result<(), StoreError> {
+        let _one = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Flushes every [`FLUSH_EVERY`] until the store is closed or dropped.
+fn flush_periodically(inner: &Weak<Inner>) {
+    loop {
+        std::thread::sleep(FLUSH_EVERY);
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        match inner.with(|o| o.flush(&inner.flushing)) {
+            Ok(()) => {}
+            Err(StoreError::Closed) => return,
+            Err(e) => tracing::warn!(error = %e, "periodic store flush failed"),
         }
     }
 }
@@ -170,7 +218,7 @@ impl Store for SledStore {
             };
             let next = current.saturating_add(1);
             o.meta.insert(EPOCH, &next.to_be_bytes())?;
-            o.db.flush()?;
+            o.flush(&self.inner.flushing)?;
             Ok(next)
         })
     }
@@ -219,8 +267,7 @@ impl Store for SledStore {
         let v = serde_json::to_vec(&record).map_err(|e| corrupt(&k, e))?;
         self.with(|o| {
             o.upstreams.insert(k, v)?;
-            o.db.flush()?;
-            Ok(())
+            o.flush(&self.inner.flushing)
         })
     }
 
@@ -241,8 +288,7 @@ impl Store for SledStore {
                         StoreError::Sled(sled::Error::Unsupported("aborted".into()))
                     }
                 })?;
-            o.db.flush()?;
-            Ok(())
+            o.flush(&self.inner.flushing)
         })
     }
 
@@ -296,17 +342,19 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.with(|o| {
-            o.db.flush()?;
-            Ok(())
-        })
+        self.with(|o| o.flush(&self.inner.flushing))
     }
 
     fn close(&self) -> Result<(), StoreError> {
-        let taken = self.open.write().unwrap_or_else(|p| p.into_inner()).take();
+        let taken = self
+            .inner
+            .open
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         match taken {
             Some(open) => {
-                let flushed = open.db.flush().map(|_| ()).map_err(StoreError::from);
+                let flushed = open.flush(&self.inner.flushing);
                 drop(open);
                 let released = wait_released(&self.lock_file);
                 flushed.and(released)
