@@ -19,13 +19,18 @@ pub const TARGET: &str = "meridian::access";
 #[derive(Debug)]
 pub struct AccessLog {
     pub started: Instant,
-    /// `x-request-id` (a header value: cloning it does not allocate).
-    pub request_id: HeaderValue,
+    /// `x-request-id`, taken only when the line is written ([`AccessLog::on`]):
+    /// a generated id's first clone allocates.
+    pub request_id: Option<HeaderValue>,
     /// The network, once known (shared, not copied: its id is read when
     /// the line is written).
     pub network: Option<Arc<RoutedNetwork>>,
-    /// The method of a single call, `batch` for a batch, empty before parsing.
+    /// The method of a single call, `batch` for a batch, empty before
+    /// parsing (and when the line is not written: see [`AccessLog::on`]).
     pub method: String,
+    /// Whether the line will be written (the `meridian::access` target is
+    /// on): what only the line needs is not gathered otherwise.
+    pub on: bool,
     /// Elements of a batch (1 for a single call, 0 before parsing).
     pub batch_size: usize,
     pub priority: Priority,
@@ -45,13 +50,15 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
-    /// A line for a request that arrived at `started`.
-    pub fn new(started: Instant, request_id: HeaderValue, priority: Priority) -> Self {
+    /// A line for a request that arrived at `started` with `request_id`.
+    pub fn new(started: Instant, request_id: &HeaderValue, priority: Priority) -> Self {
+        let on = tracing::enabled!(target: TARGET, tracing::Level::INFO);
         Self {
             started,
-            request_id,
+            request_id: on.then(|| request_id.clone()),
             network: None,
             method: String::new(),
+            on,
             batch_size: 0,
             priority,
             request_bytes: 0,
@@ -71,7 +78,7 @@ impl AccessLog {
     pub fn emit(&self) {
         tracing::info!(
             target: TARGET,
-            request_id = text(Some(&self.request_id)),
+            request_id = text(self.request_id.as_ref()),
             network = self.network.as_ref().map_or("", |n| n.id.as_str()),
             method = self.method.as_str(),
             batch_size = self.batch_size,

@@ -121,7 +121,7 @@ pub(super) fn single_answer(call: &Call<'_>, answer: &Validated, tries: u32) -> 
     Answer {
         status: answer.status,
         content_type: Some(APPLICATION_JSON),
-        body: Bytes::from(out),
+        body: super::outbound::frozen(out),
         handled_by: answer.handled_by.clone(),
         tries,
         rejected_by: None,

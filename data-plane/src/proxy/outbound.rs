@@ -60,7 +60,14 @@ pub fn single(call: &Call<'_>) -> (Bytes, Expected) {
         calls: 1,
         notifications: if id.is_none() { vec![0] } else { Vec::new() },
     };
-    (Bytes::from(out), expected)
+    (frozen(out), expected)
+}
+
+/// `out` as `Bytes` without the allocation `Bytes::from(Vec)` makes for a
+/// vector with spare capacity (its shared header): the vector is shrunk
+/// in place (the allocator keeps the block) and adopted as it is.
+pub fn frozen(out: Vec<u8>) -> Bytes {
+    Bytes::from(out.into_boxed_slice())
 }
 
 /// `calls` as one batch body.
@@ -86,7 +93,7 @@ pub fn batch(calls: &[&Call<'_>]) -> (Bytes, Expected) {
         calls: calls.len(),
         notifications,
     };
-    (Bytes::from(out), expected)
+    (frozen(out), expected)
 }
 
 /// `{"jsonrpc":"2.0","id":<id>,"method":<method>,"params":<params>}`, the

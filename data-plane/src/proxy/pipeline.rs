@@ -43,11 +43,10 @@ pub async fn handle<B: RequestBody>(
     request: ClientRequest<'_, B>,
 ) -> ClientResponse {
     let started = Instant::now();
-    let request_id = request.request_id.clone();
-    let mut log = AccessLog::new(started, request_id.clone(), request.priority);
+    let mut log = AccessLog::new(started, &request.request_id, request.priority);
     let span = tracing::info_span!(
         "request",
-        request_id = request_id.to_str().unwrap_or_default(),
+        request_id = request.request_id.to_str().unwrap_or_default(),
         network = Empty,
         method = Empty,
         upstream = Empty,
@@ -72,7 +71,7 @@ pub async fn handle<B: RequestBody>(
             Err(reply) => {
                 let requests = &shared.metrics.unrouted;
                 requests.record(requests.other(), reply.status);
-                respond::error(reply, request_id)
+                respond::error(reply, request.request_id)
             }
         };
         finish(response, &mut log)
@@ -127,7 +126,9 @@ async fn serve_network<B: RequestBody>(
         Err(reply) => return refuse(reply, request_id),
     };
     tracing::Span::current().record("method", parsed.label());
-    log.method.push_str(parsed.label());
+    if log.on {
+        log.method.push_str(parsed.label());
+    }
     log.batch_size = parsed.len();
 
     let Served {

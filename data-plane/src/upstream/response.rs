@@ -96,7 +96,12 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, ProtocolError> {
         } else if name.eq_ignore_ascii_case("connection") {
             close |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"close"));
         } else if name.eq_ignore_ascii_case("content-type") {
-            content_type = HeaderValue::from_bytes(h.value).ok();
+            // The common value without a copy (one allocation per answer).
+            content_type = if h.value.eq_ignore_ascii_case(b"application/json") {
+                Some(HeaderValue::from_static("application/json"))
+            } else {
+                HeaderValue::from_bytes(h.value).ok()
+            };
         }
     }
     let framing = if status.is_informational()
