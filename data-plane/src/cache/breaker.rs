@@ -87,15 +87,20 @@ impl Breaker {
     }
 
     /// Whether a call may ask Redis now. Past an open breaker's cool-down
-    /// the first caller is let through as the trial.
+    /// the first caller is let through as the trial. A trial that never
+    /// reports (its request was dropped mid-call: a client hung up) does
+    /// not hold the breaker half-open for ever: after another cool-down
+    /// the next caller is the trial.
     pub fn allow(&self) -> bool {
         match self.state() {
             BreakerState::Closed => true,
-            BreakerState::HalfOpen => false,
+            BreakerState::HalfOpen => self.claim_trial(),
             BreakerState::Open => {
                 self.now_ms() >= self.reopen_at_ms.load(Ordering::Acquire)
                     && self.swap(BreakerState::Open, BreakerState::HalfOpen)
                     && {
+                        self.reopen_at_ms
+                            .store(self.after_cooldown(), Ordering::Release);
                         tracing::info!(
                             "shared cache (redis): cool-down over, one trial call let through"
                         );
@@ -103,6 +108,26 @@ impl Breaker {
                     }
             }
         }
+    }
+
+    /// A new trial once the last one has been out for a cool-down.
+    fn claim_trial(&self) -> bool {
+        let due = self.reopen_at_ms.load(Ordering::Acquire);
+        self.now_ms() >= due
+            && self
+                .reopen_at_ms
+                .compare_exchange(
+                    due,
+                    self.after_cooldown(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+    }
+
+    fn after_cooldown(&self) -> u64 {
+        self.now_ms()
+            .saturating_add(u64::try_from(self.cooldown.as_millis()).unwrap_or(u64::MAX))
     }
 
     /// A call that reached Redis and got an answer (a miss is one).
@@ -118,11 +143,8 @@ impl Breaker {
     /// failure opens the breaker.
     pub fn failure(&self, why: &dyn std::fmt::Display) {
         let open_until = || {
-            self.reopen_at_ms.store(
-                self.now_ms()
-                    .saturating_add(u64::try_from(self.cooldown.as_millis()).unwrap_or(u64::MAX)),
-                Ordering::Release,
-            );
+            self.reopen_at_ms
+                .store(self.after_cooldown(), Ordering::Release);
             self.opened.fetch_add(1, Ordering::Relaxed);
         };
         match self.state() {
@@ -172,10 +194,9 @@ mod tests {
         b.failure(&"x");
         assert_eq!(b.state(), BreakerState::Open);
         assert_eq!(b.opened(), 1);
-        // A zero cool-down: the next caller is the trial, the others wait.
+        // A zero cool-down: the next caller is the trial.
         assert!(b.allow());
         assert_eq!(b.state(), BreakerState::HalfOpen);
-        assert!(!b.allow());
         b.failure(&"x");
         assert_eq!(b.state(), BreakerState::Open);
         assert_eq!(b.opened(), 2);
@@ -183,6 +204,30 @@ mod tests {
         b.success();
         assert_eq!(b.state(), BreakerState::Closed);
         assert!(b.allow());
+    }
+
+    #[test]
+    fn a_trial_that_never_reports_is_given_again_after_a_cool_down() {
+        let b = Breaker::new(1, Duration::ZERO);
+        b.failure(&"x");
+        assert!(b.allow(), "the trial");
+        // Its request was dropped: no success, no failure. With a zero
+        // cool-down the next caller is the trial again at once.
+        assert!(b.allow());
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        b.success();
+        assert_eq!(b.state(), BreakerState::Closed);
+
+        // With a trial out and its cool-down not over, the others wait.
+        let slow = Breaker::new(1, Duration::from_secs(3_600));
+        slow.state
+            .store(BreakerState::HalfOpen as u8, Ordering::Release);
+        slow.reopen_at_ms
+            .store(slow.after_cooldown(), Ordering::Release);
+        assert!(!slow.allow());
+        slow.failure(&"x");
+        assert_eq!(slow.state(), BreakerState::Open);
+        assert!(!slow.allow(), "open: cooling down");
     }
 
     #[test]
