@@ -84,7 +84,10 @@ pub fn decode(value: &[u8], max_bytes: u64) -> Result<(Bytes, Option<u64>), Unde
         (None, rest)
     };
     let result = if flags & DEFLATED != 0 {
-        let mut inflated = Vec::with_capacity(payload.len() * 4);
+        // Reserved up to the limit only: a huge value under the key must
+        // not make a huge allocation before the limit is checked.
+        let room = usize::try_from(max_bytes.saturating_add(1)).unwrap_or(usize::MAX);
+        let mut inflated = Vec::with_capacity(payload.len().saturating_mul(4).min(room));
         // One byte past the limit tells "too large" from "exactly the limit".
         DeflateDecoder::new(payload)
             .take(max_bytes.saturating_add(1))
@@ -94,6 +97,9 @@ pub fn decode(value: &[u8], max_bytes: u64) -> Result<(Bytes, Option<u64>), Unde
             return Err(Undecodable::Inflate(max_bytes));
         }
         Bytes::from(inflated)
+    } else if payload.len() as u64 > max_bytes {
+        // Larger than any entry the network keeps: never written by us.
+        return Err(Undecodable::Inflate(max_bytes));
     } else {
         Bytes::copy_from_slice(payload)
     };
@@ -144,6 +150,11 @@ mod tests {
         assert_eq!(decode(b"M\x01\x02\x00\x01", 100), Err(Undecodable::Short));
         assert_eq!(decode(b"M\x01\x00{\"a\":", 100), Err(Undecodable::NotJson));
         assert_eq!(decode(b"M\x01\x00null", 100), Err(Undecodable::NotJson));
+        assert_eq!(
+            decode(b"M\x01\x00\"0123456789\"", 5),
+            Err(Undecodable::Inflate(5)),
+            "a raw value past the entry limit is refused too"
+        );
         assert!(matches!(
             decode(b"M\x01\x01not deflate", 100),
             Err(Undecodable::Inflate(_) | Undecodable::NotJson)
