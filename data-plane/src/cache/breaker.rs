@@ -142,16 +142,20 @@ impl Breaker {
     /// A call that failed (an error, a timeout); `why` is logged when this
     /// failure opens the breaker.
     pub fn failure(&self, why: &dyn std::fmt::Display) {
+        // The deadline is stored before the swap so that whoever sees the
+        // breaker open also sees when it ends (a loser of the swap only
+        // moves it by the time between the two calls); it is counted once,
+        // by the winner.
         let open_until = || {
             self.reopen_at_ms
                 .store(self.after_cooldown(), Ordering::Release);
-            self.opened.fetch_add(1, Ordering::Relaxed);
         };
         match self.state() {
             BreakerState::Open => {}
             BreakerState::HalfOpen => {
                 open_until();
                 if self.swap(BreakerState::HalfOpen, BreakerState::Open) {
+                    self.opened.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         error = %why,
                         cooldown_ms = self.cooldown.as_millis() as u64,
@@ -164,6 +168,7 @@ impl Breaker {
                 if failures >= self.threshold {
                     open_until();
                     if self.swap(BreakerState::Closed, BreakerState::Open) {
+                        self.opened.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(
                             error = %why,
                             failures,
@@ -237,5 +242,25 @@ mod tests {
         assert!(!b.allow());
         assert!(!b.allow());
         assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[test]
+    fn failures_racing_past_the_threshold_open_it_once() {
+        let b = std::sync::Arc::new(Breaker::new(2, Duration::from_secs(3_600)));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let b = b.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1_000 {
+                        b.failure(&"x");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(b.state(), BreakerState::Open);
+        assert_eq!(b.opened(), 1, "one transition, one count");
     }
 }

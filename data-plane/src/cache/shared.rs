@@ -81,7 +81,8 @@ pub struct SharedStats {
     pub timeouts: AtomicU64,
     /// Values that did not decode (read as misses).
     pub undecodable: AtomicU64,
-    /// Lookups not made because the breaker was open.
+    /// Keys not looked up because the breaker was open (one per key, as
+    /// hits and misses are counted, also inside an MGET).
     pub skipped: AtomicU64,
     /// Entries written.
     pub written: AtomicU64,
@@ -160,7 +161,7 @@ impl SharedTier {
     /// `max_bytes`.
     pub async fn get(&self, key: &str, max_bytes: u64) -> Lookup {
         let cmd = redis::cmd("GET").arg(redis_key(key)).to_owned();
-        match self.ask::<Option<Vec<u8>>>(&cmd).await {
+        match self.ask::<Option<Vec<u8>>>(&cmd, 1).await {
             Ok(Some(value)) => self.decode(&value, max_bytes),
             Ok(None) | Err(Unasked::Failed) => Lookup::Miss,
             Err(Unasked::Skipped) => Lookup::Skipped,
@@ -173,7 +174,10 @@ impl SharedTier {
         for key in keys {
             cmd.arg(redis_key(key));
         }
-        match self.ask::<Vec<Option<Vec<u8>>>>(&cmd).await {
+        match self
+            .ask::<Vec<Option<Vec<u8>>>>(&cmd, keys.len() as u64)
+            .await
+        {
             Ok(values) if values.len() == keys.len() => values
                 .iter()
                 .map(|v| match v {
@@ -212,12 +216,16 @@ impl SharedTier {
         &self.health.breaker
     }
 
-    /// Runs `cmd` under the breaker and the timeout; a failure is counted
-    /// and told to the breaker.
-    async fn ask<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Unasked> {
+    /// Runs `cmd` (a lookup of `keys` keys) under the breaker and the
+    /// timeout; a failure is counted and told to the breaker.
+    async fn ask<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        keys: u64,
+    ) -> Result<T, Unasked> {
         let health = &self.health;
         if !health.breaker.allow() {
-            health.stats.skipped.fetch_add(1, Ordering::Relaxed);
+            health.stats.skipped.fetch_add(keys, Ordering::Relaxed);
             return Err(Unasked::Skipped);
         }
         let mut conn = self.conn.clone();

@@ -255,7 +255,7 @@ fn render_shared(tier: &crate::cache::SharedTier, out: &mut TextEncoder) {
         (
             "meridian_cache_redis_skipped_total",
             "counter",
-            "Lookups not sent to the shared tier because its breaker was open.",
+            "Keys not looked up in the shared tier because its breaker was open.",
             load(&stats.skipped),
         ),
         (

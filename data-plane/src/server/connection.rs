@@ -117,7 +117,6 @@ pub async fn run(
             Next::Fast(head) => head,
             Next::Handoff => {
                 // hyper watches shutdown by itself (once per connection).
-                state.busy();
                 return fallback.serve(io.stream, io.buf.freeze(), shutdown).await;
             }
             Next::Close => return,
@@ -202,11 +201,11 @@ async fn next_head(io: &mut Io, state: &ConnState) -> Next {
     loop {
         if !io.buf.is_empty() {
             match head::parse(&io.buf) {
-                Head::Fast(head) => {
-                    state.busy();
-                    return Next::Fast(head);
-                }
-                Head::Handoff => return Next::Handoff,
+                // Shutdown may have chosen this connection while the head
+                // came in: then it is aborted and the request never starts.
+                Head::Fast(head) if state.busy() => return Next::Fast(head),
+                Head::Handoff if state.busy() => return Next::Handoff,
+                Head::Fast(_) | Head::Handoff => return Next::Close,
                 Head::Partial => {}
             }
         }

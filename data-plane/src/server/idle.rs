@@ -3,23 +3,35 @@
 //! shutdown signal (a `watch` or `Notify` future takes a lock each time it
 //! is polled or dropped; this takes none).
 //!
-//! Each connection marks itself idle before it waits for the next request
-//! and busy once it has one; shutdown raises the stop flag, then aborts
-//! every connection it sees idle. Both sides store, then load the other's
-//! flag (sequentially consistent), so at least one of them sees the other:
-//! either shutdown aborts the idle connection, or the connection sees the
-//! flag before it reads and closes itself. A connection busy with a
-//! request finishes it, sees the flag and closes after its answer.
+//! Each connection is in one of three states: idle (waiting for the next
+//! request, or inside a head with no request taken yet), busy (a request
+//! taken), or closing (shutdown chose to abort it). Shutdown raises the stop
+//! flag, then moves every idle connection to closing with a
+//! compare-and-swap and aborts only those it moved; a connection that parses
+//! a head moves itself from idle to busy with the same compare-and-swap, and
+//! drops the request when shutdown won. So a request is either taken and
+//! finished, or never taken: an abort can never cut one in the middle.
+//!
+//! Going idle, the connection stores its state and then loads the stop flag;
+//! shutdown stores the flag and then loads the states (all sequentially
+//! consistent), so at least one sees the other: either shutdown aborts the
+//! idle connection, or the connection sees the flag and closes itself. A
+//! busy connection finishes its request, sees the flag and closes after its
+//! answer.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use tokio::task::AbortHandle;
+
+const IDLE: u8 = 0;
+const BUSY: u8 = 1;
+const CLOSING: u8 = 2;
 
 /// One connection's side.
 #[derive(Debug)]
 pub struct ConnState {
-    busy: AtomicBool,
+    phase: AtomicU8,
     stop: Arc<AtomicBool>,
 }
 
@@ -27,13 +39,26 @@ impl ConnState {
     /// Between requests: may the connection wait for the next one? `false`
     /// once shutdown has begun (close now).
     pub fn idle(&self) -> bool {
-        self.busy.store(false, Ordering::SeqCst);
+        // Only the connection leaves busy, so a plain store cannot undo a
+        // shutdown's closing (which is only ever set on an idle one).
+        if self.phase.load(Ordering::SeqCst) == BUSY {
+            self.phase.store(IDLE, Ordering::SeqCst);
+        }
         !self.stop.load(Ordering::SeqCst)
     }
 
-    /// A request was taken: shutdown lets it finish.
-    pub fn busy(&self) {
-        self.busy.store(true, Ordering::SeqCst);
+    /// A request's head was read: may the connection take it? `false` when
+    /// shutdown has already chosen to abort the connection (the abort is on
+    /// its way; the request must not start).
+    #[must_use]
+    pub fn busy(&self) -> bool {
+        match self
+            .phase
+            .compare_exchange(IDLE, BUSY, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) | Err(BUSY) => true,
+            Err(_) => false,
+        }
     }
 
     /// Whether shutdown has begun.
@@ -58,7 +83,7 @@ impl Connections {
     /// to wait yet).
     pub fn state(&self) -> Arc<ConnState> {
         Arc::new(ConnState {
-            busy: AtomicBool::new(true),
+            phase: AtomicU8::new(BUSY),
             stop: self.stop.clone(),
         })
     }
@@ -78,7 +103,11 @@ impl Connections {
         self.stop.store(true, Ordering::SeqCst);
         let mut closed = 0;
         for (state, task) in &self.open {
-            if !state.busy.load(Ordering::SeqCst) && !task.is_finished() {
+            let closing = state
+                .phase
+                .compare_exchange(IDLE, CLOSING, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
+            if closing && !task.is_finished() {
                 task.abort();
                 closed += 1;
             }
@@ -109,5 +138,41 @@ mod tests {
         assert!(busy.stopping());
         assert!(!busy.idle(), "after its answer the busy one closes itself");
         busy_task.abort();
+    }
+
+    #[test]
+    fn a_head_read_after_shutdown_chose_the_connection_is_never_taken() {
+        let mut conns = Connections::default();
+        let state = conns.state();
+        assert!(state.idle());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let task = rt.spawn(std::future::pending::<()>());
+        conns.add(state.clone(), task.abort_handle());
+        // Shutdown wins the race: the head that arrives next is dropped.
+        assert_eq!(conns.close_idle(), 1);
+        assert!(
+            !state.busy(),
+            "shutdown aborts it: the request must not start"
+        );
+    }
+
+    #[test]
+    fn a_connection_that_took_its_request_first_is_left_to_finish_it() {
+        let mut conns = Connections::default();
+        let state = conns.state();
+        assert!(state.idle());
+        assert!(state.busy(), "the head came first");
+        assert!(state.busy(), "a pipelined head on a busy connection");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let task = rt.spawn(std::future::pending::<()>());
+        conns.add(state.clone(), task.abort_handle());
+        assert_eq!(conns.close_idle(), 0, "busy: not aborted");
+        assert!(!state.idle(), "after its answer it closes itself");
     }
 }
