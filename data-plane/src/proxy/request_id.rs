@@ -3,16 +3,32 @@
 //!
 //! Generated ids are a per-process random prefix plus an atomic counter:
 //! unique enough to correlate logs across data planes, and far cheaper than
-//! a random UUID per request.
+//! a random UUID per request. They are written into a per-thread block of
+//! a few thousand ids and handed out as slices of it, so a generated id
+//! costs no allocation of its own (a `HeaderValue` built from bytes copies
+//! them into a fresh allocation).
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::BytesMut;
 use http::{HeaderMap, HeaderValue};
 
 use super::headers::X_REQUEST_ID;
 
 /// Longest client-supplied id echoed; longer ones are replaced.
 pub const MAX_LEN: usize = 128;
+
+/// Generated ids per block: one allocation per this many requests.
+const IDS_PER_BLOCK: usize = 4096;
+
+/// Length of a generated id while the counter is under 2^48.
+const ID_LEN: usize = 20;
+
+thread_local! {
+    /// Where this thread writes its next generated ids.
+    static BLOCK: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
 
 /// Generator of request ids for one data plane.
 #[derive(Debug)]
@@ -60,8 +76,17 @@ impl RequestIds {
         let mut id = [0u8; 24];
         let mut len = hex(&mut id, 0, u64::from(self.prefix), 8);
         len = hex(&mut id, len, n, 12);
+        let id = id.get(..len).unwrap_or_default();
+        let bytes = BLOCK.with_borrow_mut(|block| {
+            if block.capacity() - block.len() < id.len() {
+                // The old block lives on in the ids still in flight.
+                *block = BytesMut::with_capacity(IDS_PER_BLOCK * ID_LEN);
+            }
+            block.extend_from_slice(id);
+            block.split().freeze()
+        });
         // Hex digits are always a valid header value.
-        HeaderValue::from_bytes(&id[..len]).unwrap_or(HeaderValue::from_static("unknown"))
+        HeaderValue::from_maybe_shared(bytes).unwrap_or(HeaderValue::from_static("unknown"))
     }
 }
 
@@ -106,6 +131,22 @@ mod tests {
         let a = ids.resolve(&HeaderMap::new());
         let b = ids.resolve(&HeaderMap::new());
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn ids_from_one_block_and_across_blocks_stay_distinct_and_whole() {
+        let ids = RequestIds::new();
+        let all: Vec<HeaderValue> = (0..3 * IDS_PER_BLOCK + 7)
+            .map(|_| ids.resolve(&HeaderMap::new()))
+            .collect();
+        let distinct: std::collections::HashSet<&[u8]> =
+            all.iter().map(HeaderValue::as_bytes).collect();
+        assert_eq!(distinct.len(), all.len());
+        for (i, id) in all.iter().enumerate() {
+            let counter = u64::from_str_radix(&id.to_str().unwrap()[8..], 16).unwrap();
+            assert_eq!(counter, i as u64 + 1, "an id overwritten by a later one");
+            assert_eq!(id.len(), ID_LEN);
+        }
     }
 
     #[test]
