@@ -5,6 +5,8 @@
 //! themselves, so adding a chain is adding a module here.
 
 mod evm;
+mod hex;
+mod icon;
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,21 +15,26 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 pub use evm::Evm;
+pub use icon::Icon;
 
 /// Which family of node software a network runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum ChainKind {
     /// Ethereum execution JSON-RPC (geth, besu, reth, ganache, …).
     Evm,
+    /// ICON 2 (goloop) JSON-RPC v3.
+    Icon,
 }
 
 impl ChainKind {
     /// Every supported kind, for help texts and error messages.
-    pub const ALL: [ChainKind; 1] = [ChainKind::Evm];
+    pub const ALL: [ChainKind; 2] = [ChainKind::Evm, ChainKind::Icon];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Evm => "evm",
+            Self::Icon => "icon",
         }
     }
 
@@ -35,6 +42,7 @@ impl ChainKind {
     pub fn chain(self) -> &'static dyn Chain {
         match self {
             Self::Evm => &Evm,
+            Self::Icon => &Icon,
         }
     }
 }
@@ -47,7 +55,7 @@ impl fmt::Display for ChainKind {
 
 /// An unknown chain kind name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown chain kind {0:?} (supported: evm)")]
+#[error("unknown chain kind {0:?} (supported: evm, icon)")]
 pub struct UnknownChainKind(pub String);
 
 impl FromStr for ChainKind {
@@ -57,6 +65,68 @@ impl FromStr for ChainKind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| UnknownChainKind(s.to_owned()))
+    }
+}
+
+/// A set of chain kinds: what a data plane says it serves in its `Hello`
+/// (`snapshot.proto`, rule 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChainKinds(u32);
+
+impl ChainKinds {
+    /// Every kind this build knows.
+    pub fn all() -> Self {
+        ChainKind::ALL
+            .into_iter()
+            .fold(ChainKinds(0), |set, kind| set.with(kind))
+    }
+
+    /// What a data plane serves from the names in its Hello. Names this
+    /// build does not know (a newer data plane's) are ignored; no names at
+    /// all is a data plane from before chain kinds were advertised, which
+    /// serves EVM only (the one kind there was).
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Self {
+        if names.is_empty() {
+            return ChainKinds(0).with(ChainKind::Evm);
+        }
+        names
+            .iter()
+            .filter_map(|n| n.as_ref().parse().ok())
+            .fold(ChainKinds(0), |set, kind| set.with(kind))
+    }
+
+    /// The empty set.
+    pub fn none() -> Self {
+        ChainKinds(0)
+    }
+
+    /// The set of `kinds`.
+    pub fn from_kinds(kinds: impl IntoIterator<Item = ChainKind>) -> Self {
+        kinds
+            .into_iter()
+            .fold(ChainKinds(0), |set, kind| set.with(kind))
+    }
+
+    /// Whether every kind of `other` is in this set.
+    pub fn covers(self, other: ChainKinds) -> bool {
+        other.0 & !self.0 == 0
+    }
+
+    fn with(self, kind: ChainKind) -> Self {
+        ChainKinds(self.0 | 1 << kind as u32)
+    }
+
+    pub fn contains(self, kind: ChainKind) -> bool {
+        self.0 & (1 << kind as u32) != 0
+    }
+
+    /// The names of the kinds in the set, in [`ChainKind::ALL`] order.
+    pub fn names(self) -> Vec<String> {
+        ChainKind::ALL
+            .into_iter()
+            .filter(|k| self.contains(*k))
+            .map(|k| k.as_str().to_owned())
+            .collect()
     }
 }
 
@@ -183,4 +253,20 @@ pub trait Chain: Send + Sync + 'static {
 
     /// Whether `method` may be broadcast to several write upstreams.
     fn broadcastable(&self, method: &str) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hello_without_kinds_is_an_evm_only_data_plane() {
+        let legacy = ChainKinds::from_names::<&str>(&[]);
+        assert!(legacy.contains(ChainKind::Evm));
+        assert!(!legacy.contains(ChainKind::Icon));
+        let both = ChainKinds::from_names(&["icon", "evm", "solana"]);
+        assert_eq!(both, ChainKinds::all(), "an unknown name is ignored");
+        assert_eq!(both.names(), ["evm", "icon"]);
+        assert!(!ChainKinds::from_names(&["solana"]).contains(ChainKind::Evm));
+    }
 }

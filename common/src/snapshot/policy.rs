@@ -67,7 +67,7 @@ settings! {
         /// answers are passed through and not cached.
         max_entry_bytes: u64 = 1024 * 1024, Positive;
         /// Blocks below the head taken as final when no upstream reports a
-        /// finalized height (0: the chain kind's default, EVM 64). The
+        /// finalized height (0: the chain kind's default, EVM 64, ICON 1). The
         /// network's finalized height is on `/metrics` of both planes.
         finality_depth: u64 = 0, Any;
         /// How long a data plane's shared tier (Redis, `--cache-redis`)

@@ -10,7 +10,8 @@
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{block_param_index, parse_block, parse_quantity};
+use super::{block_param_index, parse_block};
+use crate::chain::hex::{canonical_quantity, lower_hex, parse_quantity};
 use crate::chain::{BlockRef, CacheClass};
 
 /// Never change for a network.
@@ -191,31 +192,6 @@ pub(super) fn canonical_params(method: &str, params: Option<&RawValue>) -> Optio
         }
     }
     serde_json::to_string(&value).ok()
-}
-
-/// `"0x"`-prefixed strings of hex digits to lower case, everywhere.
-fn lower_hex(v: &mut Value) {
-    match v {
-        Value::String(s) => {
-            let hex = s.len() > 2
-                && (s.starts_with("0x") || s.starts_with("0X"))
-                && s.as_bytes()[2..].iter().all(u8::is_ascii_hexdigit);
-            if hex {
-                s.make_ascii_lowercase();
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(lower_hex),
-        Value::Object(o) => o.values_mut().for_each(lower_hex),
-        _ => {}
-    }
-}
-
-/// A block-number quantity without leading zeros (`"0x00a"` → `"0xa"`);
-/// tags and anything else stay as they are.
-fn canonical_quantity(v: &mut Value) {
-    if let Ok(n) = parse_quantity(v) {
-        *v = Value::String(format!("{n:#x}"));
-    }
 }
 
 #[cfg(test)]

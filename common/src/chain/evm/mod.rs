@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::hex::parse_quantity;
 use super::{BlockRef, CacheClass, Chain, ChainKind, MethodClass, ProbeAnswerError, ProbeCall};
 
 mod cache;
@@ -115,25 +116,6 @@ fn parse_block(v: &Value) -> Option<BlockRef> {
         Value::Object(o) => o.get("blockNumber").and_then(parse_block),
         _ => None,
     }
-}
-
-/// Parses an Ethereum QUANTITY: `0x`-prefixed hex, no leading zeros required
-/// to be absent (nodes differ), at most 64 bits for heights and chain ids.
-pub(crate) fn parse_quantity(v: &Value) -> Result<u64, ProbeAnswerError> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| ProbeAnswerError(format!("expected a hex quantity, got {v}")))?;
-    let digits = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .ok_or_else(|| ProbeAnswerError(format!("quantity {s:?} lacks the 0x prefix")))?;
-    if digits.is_empty() || digits.len() > 16 {
-        return Err(ProbeAnswerError(format!(
-            "quantity {s:?} is empty or over 64 bits"
-        )));
-    }
-    u64::from_str_radix(digits, 16)
-        .map_err(|_| ProbeAnswerError(format!("quantity {s:?} is not hex")))
 }
 
 impl Chain for Evm {
