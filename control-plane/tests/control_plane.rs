@@ -226,6 +226,100 @@ async fn a_data_plane_that_accepts_table_gzip_gets_the_same_table_compressed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_plane_gets_only_the_networks_of_the_chain_kinds_it_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = MockNode::start(7, 1).await;
+    // An ICON network rolls out beside the EVM one; its node need not
+    // answer for the network to be in the table.
+    let mut text = config_text(dir.path(), None, &[("a", &a, "eu")]);
+    text.push_str(
+        "\n[[networks]]\nid = \"icon-main\"\nchain = \"icon\"\n\n\
+         [[networks.upstreams]]\nid = \"i\"\nurl = \"http://127.0.0.1:9/api/v3\"\n",
+    );
+    let plane = ControlPlane::start(config(&text)).await.unwrap();
+    let admin = admin(&plane).await;
+    snapshot_with(&admin, &[("a", S::Healthy)]).await;
+    let networks = |s: &proto::Snapshot| -> Vec<String> {
+        let table = s.table.as_ref().unwrap();
+        table.networks.iter().map(|n| n.id.clone()).collect()
+    };
+
+    // A data plane from before Hello listed chain kinds (EVM only) and one
+    // of this build, serving both.
+    let mut old = Stream::open(&plane, "dp-old", None).await;
+    let mut new = Stream::open_hello(
+        &plane,
+        proto::Hello {
+            dataplane_id: "dp-new".into(),
+            region: "eu".into(),
+            chain_kinds: vec!["evm".into(), "icon".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let (mut o, mut n) = (old.next().await, new.next().await);
+    while version(&o) != version(&n) {
+        if version(&o) < version(&n) {
+            o = old.next().await;
+        } else {
+            n = new.next().await;
+        }
+    }
+    assert_eq!(networks(&o), ["eth-local"], "the ICON network is left out");
+    assert_eq!(networks(&n), ["eth-local", "icon-main"]);
+    // The narrower table's hash is its own, so the old data plane's check
+    // passes and it ACKs instead of NACKing every version from now on.
+    assert_eq!(
+        meridian_common::snapshot::content_hash(o.table.as_ref().unwrap()),
+        o.content_hash
+    );
+    assert_ne!(o.content_hash, n.content_hash);
+    old.ack(&o).await;
+    new.ack(&n).await;
+    let status = eventually("both ACKs are recorded", || {
+        let admin = admin.clone();
+        let want = version(&o);
+        async move {
+            let old = data_plane_status(&admin, "dp-old").await?;
+            let new = data_plane_status(&admin, "dp-new").await?;
+            let acked = |d: &proto::DataPlaneStatus| Version::from(d.acked_version) >= want;
+            (acked(&old) && acked(&new)).then_some((old, new))
+        }
+    })
+    .await;
+    assert_eq!(status.0.chain_kinds, ["evm"]);
+    assert_eq!(status.0.left_out_networks, ["icon-main"]);
+    assert_eq!(status.1.chain_kinds, ["evm", "icon"]);
+    assert!(status.1.left_out_networks.is_empty());
+
+    // Reconnecting with the narrower table it holds, the old data plane is
+    // up to date: the next push it sees is a newer version.
+    drop(old);
+    let mut again = Stream::open(
+        &plane,
+        "dp-old",
+        Some((o.version.unwrap(), o.content_hash.clone())),
+    )
+    .await;
+    let mut admin_w = admin.clone();
+    admin_w
+        .add_upstream(proto::AddUpstreamRequest {
+            network_id: "eth-local".into(),
+            upstream_id: "extra".into(),
+            url: "http://127.0.0.1:9".into(),
+            region: "eu".into(),
+            weight: 0,
+            roles: vec![],
+        })
+        .await
+        .unwrap();
+    let pushed = again.next().await;
+    assert!(version(&pushed) > version(&o), "{:?}", pushed.version);
+    assert_eq!(networks(&pushed), ["eth-local"]);
+    plane.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_to_date_hello_gets_nothing_and_a_nack_parks_until_newer() {
     let dir = tempfile::tempdir().unwrap();
     let (a, n) = (MockNode::start(7, 1).await, MockNode::start(7, 1).await);

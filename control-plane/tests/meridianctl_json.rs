@@ -234,13 +234,20 @@ async fn dataplanes_json_has_a_stable_shape() {
         keys(d),
         [
             "acked_version",
+            "chain_kinds",
             "connected",
             "id",
             "last_seen_unix_ms",
+            "left_out_networks",
             "nack_error",
             "nacked_version",
             "region"
         ]
+    );
+    assert_eq!(
+        (&d["chain_kinds"], &d["left_out_networks"]),
+        (&json!(["evm"]), &json!([])),
+        "a Hello without chain kinds: an EVM-only data plane, nothing left out of an EVM table"
     );
     assert_eq!(
         (&d["id"], &d["region"], &d["connected"]),

@@ -325,6 +325,11 @@ async fn applies_valid_snapshots_nacks_invalid_ones_and_keeps_serving() {
     assert_eq!(hello.held_version, None);
     assert_eq!(hello.held_content_hash, "");
     assert!(hello.accepts_table_gzip);
+    assert_eq!(
+        hello.chain_kinds,
+        ["evm", "icon"],
+        "every chain kind this build serves (snapshot.proto, rule 9)"
+    );
 
     let good = snapshot(
         1,

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use meridian_common::chain::ChainKinds;
 use meridian_common::snapshot::Version;
 use meridian_proto::v1::snapshot_service_client::SnapshotServiceClient;
 use meridian_proto::v1::{
@@ -24,12 +25,26 @@ pub struct FakeDataPlane {
 
 impl FakeDataPlane {
     /// Opens a stream to the control plane at `url` and sends `Hello`
-    /// naming `held` (version and content hash), or nothing held.
+    /// naming `held` (version and content hash), or nothing held, and
+    /// serving every chain kind, as a data plane of this build does.
     pub async fn connect(
         url: &str,
         dataplane_id: &str,
         region: &str,
         held: Option<(Version, String)>,
+    ) -> FakeDataPlane {
+        let all = ChainKinds::all().names();
+        Self::connect_serving(url, dataplane_id, region, held, &all).await
+    }
+
+    /// [`FakeDataPlane::connect`] for a data plane that serves only
+    /// `chain_kinds` (empty: one from before Hello listed them).
+    pub async fn connect_serving(
+        url: &str,
+        dataplane_id: &str,
+        region: &str,
+        held: Option<(Version, String)>,
+        chain_kinds: &[String],
     ) -> FakeDataPlane {
         let mut client = SnapshotServiceClient::connect(url.to_owned())
             .await
@@ -48,6 +63,7 @@ impl FakeDataPlane {
                 // Tests read the pushed table as it is: ask for it plain.
                 accepts_table_gzip: false,
                 accepts_heights: false,
+                chain_kinds: chain_kinds.to_vec(),
             })),
         };
         // The channel is fresh and has room: this cannot fail.

@@ -203,6 +203,8 @@ pub fn dataplanes(json: bool, list: &[proto::DataPlaneStatus], now_ms: u64) -> S
                     "last_seen_unix_ms": d.last_seen_unix_ms,
                     "nacked_version": version_json(d.nacked_version.as_ref()),
                     "nack_error": d.nack_error,
+                    "chain_kinds": d.chain_kinds,
+                    "left_out_networks": d.left_out_networks,
                 })
             })
             .collect();
@@ -219,6 +221,8 @@ pub fn dataplanes(json: bool, list: &[proto::DataPlaneStatus], now_ms: u64) -> S
                 ago(now_ms, d.last_seen_unix_ms),
                 version(d.nacked_version.as_ref()),
                 d.nack_error.clone(),
+                d.chain_kinds.join(","),
+                d.left_out_networks.join(","),
             ]
         })
         .collect();
@@ -231,6 +235,8 @@ pub fn dataplanes(json: bool, list: &[proto::DataPlaneStatus], now_ms: u64) -> S
             "LAST SEEN",
             "NACKED",
             "NACK ERROR",
+            "CHAINS",
+            "LEFT OUT",
         ],
         &rows,
     )
@@ -358,6 +364,8 @@ mod tests {
             connected: true,
             nacked_version: None,
             nack_error: String::new(),
+            chain_kinds: vec!["evm".into()],
+            left_out_networks: vec!["icon-main".into()],
         }];
         let t = dataplanes(false, &list, 13_000);
         assert!(
@@ -367,5 +375,7 @@ mod tests {
         let j: Value = serde_json::from_str(&dataplanes(true, &list, 0)).unwrap();
         assert_eq!(j["dataplanes"][0]["acked_version"]["seq"], 5);
         assert_eq!(j["dataplanes"][0]["nacked_version"], Value::Null);
+        assert_eq!(j["dataplanes"][0]["left_out_networks"][0], "icon-main");
+        assert!(t.contains("LEFT OUT") && t.contains("icon-main"), "{t}");
     }
 }

@@ -21,6 +21,10 @@ struct Entry {
     record: DataPlaneRecord,
     /// The stream currently serving it, if any.
     stream: Option<u64>,
+    /// What that stream's Hello said it serves.
+    chain_kinds: Vec<String>,
+    /// Networks left out of its table (rule 9 of `snapshot.proto`).
+    left_out: Vec<String>,
 }
 
 /// Every data plane seen, by id.
@@ -46,6 +50,8 @@ impl DataPlanes {
                     Entry {
                         record,
                         stream: None,
+                        chain_kinds: Vec::new(),
+                        left_out: Vec::new(),
                     },
                 )
             })
@@ -67,8 +73,9 @@ impl DataPlanes {
         }
     }
 
-    /// Registers a stream that said Hello; returns its stream id.
-    pub fn connected(&self, id: &str, region: &str) -> u64 {
+    /// Registers a stream that said Hello, serving `chain_kinds`; returns
+    /// its stream id.
+    pub fn connected(&self, id: &str, region: &str, chain_kinds: &[String]) -> u64 {
         let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
         let record = {
             let mut entries = self.lock();
@@ -78,7 +85,11 @@ impl DataPlanes {
                     ..Default::default()
                 },
                 stream: None,
+                chain_kinds: Vec::new(),
+                left_out: Vec::new(),
             });
+            entry.chain_kinds = chain_kinds.to_vec();
+            entry.left_out.clear();
             entry.record.region = region.to_owned();
             entry.record.last_seen_unix_ms = unix_ms();
             entry.stream = Some(stream);
@@ -100,6 +111,15 @@ impl DataPlanes {
         };
         if persist {
             self.persist(&record);
+        }
+    }
+
+    /// Stream `stream` of `id` now leaves `networks` out of its table.
+    pub fn left_out(&self, id: &str, stream: u64, networks: &[String]) {
+        if let Some(entry) = self.lock().get_mut(id)
+            && entry.stream == Some(stream)
+        {
+            entry.left_out = networks.to_vec();
         }
     }
 
@@ -139,6 +159,7 @@ impl DataPlanes {
             match entries.get_mut(id) {
                 Some(entry) if entry.stream == Some(stream) => {
                     entry.stream = None;
+                    entry.chain_kinds.clear();
                     entry.record.clone()
                 }
                 _ => return,
@@ -165,6 +186,8 @@ impl DataPlanes {
                 connected: e.stream.is_some(),
                 nacked_version: e.record.nacked_version.map(Into::into),
                 nack_error: e.record.nack_error.clone(),
+                chain_kinds: e.chain_kinds.clone(),
+                left_out_networks: e.left_out.clone(),
             })
             .collect()
     }

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use meridian_common::chain::ChainKinds;
 use meridian_common::proto;
 use meridian_common::proto::data_plane_message::Message as Inbound;
 use meridian_common::snapshot::Version;
@@ -135,9 +136,10 @@ impl SnapshotStreams {
         mut inbound: Streaming<proto::DataPlaneMessage>,
         tx: mpsc::Sender<Result<StreamItem, Status>>,
     ) {
-        let stream_id = self
-            .dataplanes
-            .connected(&hello.dataplane_id, &hello.region);
+        let serves = ChainKinds::from_names(&hello.chain_kinds);
+        let stream_id =
+            self.dataplanes
+                .connected(&hello.dataplane_id, &hello.region, &serves.names());
         let held: Version = hello.held_version.into();
         tracing::info!(dataplane = %hello.dataplane_id, region = %hello.region,
             held = %held, stream = stream_id, table_gzip = hello.accepts_table_gzip,
@@ -159,15 +161,26 @@ impl SnapshotStreams {
         // snapshot first (heights name networks of the table).
         let mut latest = current.borrow_and_update().clone();
         let mut latest_heights = heights.borrow_and_update().clone();
+        let mut left_out: Vec<String> = Vec::new();
         let end = loop {
             if let Some(published) = latest.take()
-                && let Some(nonce) = session.offer(&published)
+                && let form = published.form_for(serves)
+                && let Some(nonce) = session.offer(published.version, &form.content_hash)
             {
                 tracing::debug!(dataplane = %id, version = %published.version, %nonce, "pushing snapshot");
+                if form.left_out != left_out {
+                    if !form.left_out.is_empty() {
+                        tracing::info!(dataplane = %id, version = %published.version,
+                            networks = ?form.left_out, serves = ?serves.names(),
+                            "networks of chain kinds this data plane does not serve are left out of its table");
+                    }
+                    left_out.clone_from(&form.left_out);
+                    self.dataplanes.left_out(&id, stream_id, &left_out);
+                }
                 let encoded = if gzip {
-                    &published.encoded_gzip
+                    &form.encoded_gzip
                 } else {
-                    &published.encoded
+                    &form.encoded
                 };
                 let push = SnapshotPush {
                     encoded: encoded.clone(),

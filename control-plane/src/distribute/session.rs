@@ -12,8 +12,6 @@ use std::collections::VecDeque;
 
 use meridian_common::snapshot::Version;
 
-use crate::snapshot::Published;
-
 /// Pushes remembered for matching answers; a data plane answers each push
 /// promptly, so a few suffice even when versions follow each other fast.
 const REMEMBERED_PUSHES: usize = 16;
@@ -60,9 +58,9 @@ impl Session {
         }
     }
 
-    /// Whether `published` must be pushed; if so, the nonce to push it with.
-    pub fn offer(&mut self, published: &Published) -> Option<String> {
-        let version = published.version;
+    /// Whether `version`, whose table for this data plane has
+    /// `content_hash`, must be pushed; if so, the nonce to push it with.
+    pub fn offer(&mut self, version: Version, content_hash: &str) -> Option<String> {
         if self.last_offered.is_some_and(|v| version <= v) {
             return None;
         }
@@ -70,7 +68,7 @@ impl Session {
         if self
             .held
             .as_ref()
-            .is_some_and(|(v, h)| *v == version && *h == published.content_hash)
+            .is_some_and(|(v, h)| *v == version && *h == content_hash)
         {
             return None;
         }
@@ -121,44 +119,42 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-    use meridian_common::proto;
-
     use super::*;
 
-    fn published(seq: u64, hash: &str) -> Published {
-        Published {
-            version: Version { epoch: 1, seq },
-            content_hash: hash.into(),
-            encoded: Bytes::new(),
-            encoded_gzip: Bytes::new(),
-            snapshot: proto::Snapshot::default(),
+    /// A version and its content hash, as `offer` takes them.
+    fn published(seq: u64, hash: &str) -> (Version, &str) {
+        (Version { epoch: 1, seq }, hash)
+    }
+
+    impl Session {
+        fn offer_pair(&mut self, (version, hash): (Version, &str)) -> Option<String> {
+            self.offer(version, hash)
         }
     }
 
     #[test]
     fn hello_with_current_version_and_hash_gets_nothing() {
         let mut s = Session::new("t", Version { epoch: 1, seq: 4 }, "h4");
-        assert_eq!(s.offer(&published(4, "h4")), None);
-        assert!(s.offer(&published(5, "h5")).is_some());
+        assert_eq!(s.offer_pair(published(4, "h4")), None);
+        assert!(s.offer_pair(published(5, "h5")).is_some());
     }
 
     #[test]
     fn same_version_other_hash_or_other_version_same_hash_is_sent() {
         let mut s = Session::new("t", Version { epoch: 1, seq: 4 }, "other");
-        assert!(s.offer(&published(4, "h4")).is_some());
+        assert!(s.offer_pair(published(4, "h4")).is_some());
         let mut s = Session::new("t", Version { epoch: 0, seq: 9 }, "h4");
-        assert!(s.offer(&published(4, "h4")).is_some());
+        assert!(s.offer_pair(published(4, "h4")).is_some());
         let mut s = Session::new("t", Version::NONE, "");
-        assert!(s.offer(&published(1, "h1")).is_some());
+        assert!(s.offer_pair(published(1, "h1")).is_some());
     }
 
     #[test]
     fn nonces_are_unique_and_each_version_goes_out_once() {
         let mut s = Session::new("t", Version::NONE, "");
-        let a = s.offer(&published(1, "a")).unwrap();
-        assert_eq!(s.offer(&published(1, "a")), None);
-        let b = s.offer(&published(2, "b")).unwrap();
+        let a = s.offer_pair(published(1, "a")).unwrap();
+        assert_eq!(s.offer_pair(published(1, "a")), None);
+        let b = s.offer_pair(published(2, "b")).unwrap();
         assert_ne!(a, b);
         assert!(a.starts_with("t-"));
     }
@@ -166,15 +162,15 @@ mod tests {
     #[test]
     fn nack_parks_until_newer_version() {
         let mut s = Session::new("t", Version::NONE, "");
-        let n = s.offer(&published(1, "a")).unwrap();
+        let n = s.offer_pair(published(1, "a")).unwrap();
         assert_eq!(
             s.on_nack(Version { epoch: 1, seq: 1 }, &n),
             Answer::Nacked(Version { epoch: 1, seq: 1 })
         );
         assert_eq!(s.parked_at(), Some(Version { epoch: 1, seq: 1 }));
         // A re-offer of the rejected version (e.g. a wake-up) sends nothing.
-        assert_eq!(s.offer(&published(1, "a")), None);
-        let n2 = s.offer(&published(2, "b")).unwrap();
+        assert_eq!(s.offer_pair(published(1, "a")), None);
+        let n2 = s.offer_pair(published(2, "b")).unwrap();
         assert_eq!(
             s.on_ack(Version { epoch: 1, seq: 2 }, &n2),
             Answer::Acked(Version { epoch: 1, seq: 2 })
@@ -185,14 +181,14 @@ mod tests {
     fn a_parked_reconnect_waits_for_a_newer_version() {
         let mut s = Session::new("t", Version::NONE, "");
         s.park(Version { epoch: 1, seq: 1 });
-        assert_eq!(s.offer(&published(1, "a")), None);
-        assert!(s.offer(&published(2, "b")).is_some());
+        assert_eq!(s.offer_pair(published(1, "a")), None);
+        assert!(s.offer_pair(published(2, "b")).is_some());
     }
 
     #[test]
     fn answers_must_echo_an_issued_nonce_and_version() {
         let mut s = Session::new("t", Version::NONE, "");
-        let n = s.offer(&published(1, "a")).unwrap();
+        let n = s.offer_pair(published(1, "a")).unwrap();
         assert_eq!(s.on_ack(Version { epoch: 1, seq: 2 }, &n), Answer::Unknown);
         assert_eq!(s.on_ack(Version { epoch: 1, seq: 1 }, "x"), Answer::Unknown);
         assert_eq!(

@@ -7,13 +7,17 @@
 //! in two forms: the table plain, and the table gzip-compressed into
 //! `table_gzip` (for data planes whose Hello accepts it). Every stream sends
 //! one of those same byte strings (plus its own nonce), so the cost of a
-//! publication does not grow with the number of data planes.
+//! publication does not grow with the number of data planes. A data plane
+//! that does not serve every chain kind in the table gets the table without
+//! those networks (`snapshot.proto`, rule 9): encoded once per version and
+//! set of kinds, on the first stream that needs it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use meridian_common::chain::{ChainKind, ChainKinds};
 use meridian_common::proto;
 use meridian_common::snapshot::{
     RoutingTable, Version, content_hash, decode_table, encode_table, gzip_table,
@@ -30,18 +34,122 @@ use crate::store::Store;
 /// the 100 ms the issue allows, long enough to merge a burst of verdicts.
 pub const DEBOUNCE: Duration = Duration::from_millis(20);
 
-/// One published version, shared by every stream.
+/// One version's table as some data planes get it, encoded once.
 #[derive(Debug)]
-pub struct Published {
-    pub version: Version,
+pub struct Form {
+    /// The content hash of the networks this form carries.
     pub content_hash: String,
-    /// `snapshot` encoded once, with an empty nonce; streams append theirs.
+    /// The snapshot encoded once, with an empty nonce; streams append theirs.
     pub encoded: Bytes,
     /// The same with the table in `table_gzip` (compressed once), for data
     /// planes that accept it.
     pub encoded_gzip: Bytes,
-    /// The decoded form (nonce empty), for `GetSnapshot` and tests.
+    /// Networks of the version that this form leaves out (their chain kind
+    /// is not served by the data planes that get it), sorted.
+    pub left_out: Vec<String>,
+}
+
+impl Form {
+    /// `table` (whose content hash is `content_hash`) encoded as `version`.
+    fn encode(
+        version: Version,
+        table: proto::RoutingTable,
+        content_hash: String,
+        left_out: Vec<String>,
+    ) -> Form {
+        let encoded_gzip = Bytes::from(
+            proto::Snapshot {
+                version: Some(version.into()),
+                nonce: String::new(),
+                content_hash: content_hash.clone(),
+                table: None,
+                table_gzip: gzip_table(&table),
+            }
+            .encode_to_vec(),
+        );
+        let encoded = Bytes::from(
+            proto::Snapshot {
+                version: Some(version.into()),
+                nonce: String::new(),
+                content_hash: content_hash.clone(),
+                table: Some(table),
+                table_gzip: Default::default(),
+            }
+            .encode_to_vec(),
+        );
+        Form {
+            content_hash,
+            encoded,
+            encoded_gzip,
+            left_out,
+        }
+    }
+}
+
+/// One published version, shared by every stream.
+#[derive(Debug)]
+pub struct Published {
+    pub version: Version,
+    /// The whole table: what every data plane serving all of its chain
+    /// kinds gets.
+    pub full: Arc<Form>,
+    /// The decoded form of `full` (nonce empty), for `GetSnapshot` and tests.
     pub snapshot: proto::Snapshot,
+    /// The chain kinds of the table's networks.
+    kinds: ChainKinds,
+    /// Forms without some kinds, built on first demand.
+    narrower: Mutex<Vec<(ChainKinds, Arc<Form>)>>,
+}
+
+impl Published {
+    /// `snapshot` (with its table) published as `version`.
+    fn new(version: Version, snapshot: proto::Snapshot, full: Form) -> Published {
+        let kinds = snapshot.table.as_ref().map_or(ChainKinds::none(), |t| {
+            ChainKinds::from_kinds(t.networks.iter().filter_map(|n| n.chain.parse().ok()))
+        });
+        Published {
+            version,
+            full: Arc::new(full),
+            snapshot,
+            kinds,
+            narrower: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The content hash of the whole table.
+    pub fn content_hash(&self) -> &str {
+        &self.full.content_hash
+    }
+
+    /// The form for a data plane that serves `serves`: the whole table
+    /// when it serves every kind in it, else the table without the networks
+    /// of the other kinds (encoded on the first call for that set).
+    pub fn form_for(&self, serves: ChainKinds) -> Arc<Form> {
+        if serves.covers(self.kinds) {
+            return self.full.clone();
+        }
+        let mut narrower = self.narrower.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, form)) = narrower.iter().find(|(k, _)| *k == serves) {
+            return form.clone();
+        }
+        let mut table = self.snapshot.table.clone().unwrap_or_default();
+        let mut left_out = Vec::new();
+        table.networks.retain(|n| {
+            let served = n
+                .chain
+                .parse::<ChainKind>()
+                .is_ok_and(|k| serves.contains(k));
+            if !served {
+                left_out.push(n.id.clone());
+            }
+            served
+        });
+        left_out.sort();
+        let hash = content_hash(&table);
+        let form = Arc::new(Form::encode(self.version, table, hash, left_out));
+        narrower.push((serves, form.clone()));
+        form
+    }
 }
 
 /// The latest publication, as every consumer sees it.
@@ -106,7 +214,7 @@ impl Publisher {
             .tx
             .borrow()
             .as_ref()
-            .is_some_and(|p| p.content_hash == hash)
+            .is_some_and(|p| p.content_hash() == hash)
         {
             return None;
         }
@@ -121,36 +229,20 @@ impl Publisher {
             version: Some(version.into()),
             nonce: String::new(),
             content_hash: hash.clone(),
-            table: Some(table),
+            table: Some(table.clone()),
             table_gzip: Default::default(),
         };
-        let encoded = Bytes::from(snapshot.encode_to_vec());
-        let encoded_gzip = Bytes::from(
-            proto::Snapshot {
-                version: snapshot.version,
-                nonce: String::new(),
-                content_hash: snapshot.content_hash.clone(),
-                table: None,
-                table_gzip: snapshot.table.as_ref().map(gzip_table).unwrap_or_default(),
-            }
-            .encode_to_vec(),
-        );
-        if let Err(e) = self.store.save_snapshot(&encoded) {
+        let full = Form::encode(version, table, hash, Vec::new());
+        if let Err(e) = self.store.save_snapshot(&full.encoded) {
             // Data planes still get it; only the restart seed is older.
             tracing::warn!(error = %e, "cannot persist the published snapshot");
         }
-        let published = Arc::new(Published {
-            version,
-            content_hash: hash,
-            encoded,
-            encoded_gzip,
-            snapshot,
-        });
+        let published = Arc::new(Published::new(version, snapshot, full));
         self.tx.send_replace(Some(published.clone()));
         self.publications.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
-            bytes = published.encoded.len(),
-            gzip_bytes = published.encoded_gzip.len(),
+            bytes = published.full.encoded.len(),
+            gzip_bytes = published.full.encoded_gzip.len(),
             "published snapshot"
         );
         Some(published)
@@ -300,11 +392,11 @@ url = "http://127.0.0.1:1"
         let p = Publisher::new(1, inventory, store)
             .publish_if_changed()
             .unwrap();
-        let decoded = proto::Snapshot::decode(p.encoded.clone()).unwrap();
+        let decoded = proto::Snapshot::decode(p.full.encoded.clone()).unwrap();
         assert_eq!(decoded, p.snapshot);
         assert_eq!(
             content_hash(decoded.table.as_ref().unwrap()),
-            p.content_hash
+            p.content_hash()
         );
     }
 }

@@ -282,6 +282,8 @@ impl Stream {
                 held_content_hash,
                 accepts_table_gzip,
                 accepts_heights: false,
+                // A data plane from before chain kinds were listed: EVM only.
+                chain_kinds: Vec::new(),
             },
         )
         .await

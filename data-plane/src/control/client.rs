@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use backon::{BackoffBuilder as _, ExponentialBuilder};
+use meridian_common::chain::ChainKinds;
 use meridian_common::proto;
 use meridian_common::proto::control_plane_message::Message as Inbound;
 use meridian_common::proto::data_plane_message::Message as Outbound;
@@ -153,6 +154,7 @@ impl ControlClient {
             held_version: (!held.version.is_none()).then(|| held.version.into()),
             held_content_hash: held.content_hash,
             accepts_table_gzip: true,
+            chain_kinds: ChainKinds::all().names(),
             accepts_heights: true,
         };
         tx.send(message(Outbound::Hello(hello)))

@@ -504,6 +504,7 @@ async fn data_plane_stream(channel: Channel, i: usize, log: &StreamLog) -> Resul
             accepts_table_gzip: true,
             // Heights too; the loop below skips them.
             accepts_heights: true,
+            chain_kinds: meridian_common::chain::ChainKinds::all().names(),
         })),
     };
     tx.send(hello).await.map_err(|e| e.to_string())?;
