@@ -22,9 +22,9 @@ fn version(s: &proto::Snapshot) -> Version {
 async fn probes_publish_and_a_stream_delivers_and_records_acks() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, leader) = (
-        MockNode::start(100, 1).await,
-        MockNode::start(100, 1).await,
-        MockNode::start(100, 1).await,
+        MockEvmNode::start_with(100, 1).await,
+        MockEvmNode::start_with(100, 1).await,
+        MockEvmNode::start_with(100, 1).await,
     );
     let text = config_text(
         dir.path(),
@@ -33,7 +33,7 @@ async fn probes_publish_and_a_stream_delivers_and_records_acks() {
     );
     // `a` cannot pass a probe until the first push has been read, so that
     // push shows it unproven however slowly the test runs.
-    a.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    a.set_fault(Fault::Http500);
     let plane = ControlPlane::start(config(&text)).await.unwrap();
     assert_eq!(http_get(plane.http_addr(), "/health").await.0, 200);
     assert_eq!(http_get(plane.http_addr(), "/ready").await.0, 200);
@@ -47,7 +47,7 @@ async fn probes_publish_and_a_stream_delivers_and_records_acks() {
         "new upstreams start unproven (a failing probe does not relabel them)"
     );
     stream.ack(&first).await;
-    a.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    a.set_fault(Fault::None);
     let healthy = loop {
         let s = stream.next().await;
         stream.ack(&s).await;
@@ -118,11 +118,11 @@ async fn probes_publish_and_a_stream_delivers_and_records_acks() {
 async fn lag_wrong_chain_and_recovery_change_states() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c) = (
-        MockNode::start(100, 1).await,
-        MockNode::start(100, 1).await,
-        MockNode::start(100, 5).await,
+        MockEvmNode::start_with(100, 1).await,
+        MockEvmNode::start_with(100, 1).await,
+        MockEvmNode::start_with(100, 5).await,
     );
-    let leader = MockNode::start(100, 1).await;
+    let leader = MockEvmNode::start_with(100, 1).await;
     let text = config_text(
         dir.path(),
         Some(&leader),
@@ -162,7 +162,7 @@ async fn lag_wrong_chain_and_recovery_change_states() {
     assert_eq!(state_of(&snapshot(&mut admin).await, "a"), Some(S::Healthy));
 
     b.set_height(150);
-    a.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    a.set_fault(Fault::Http500);
     snapshot_with(&admin, &[("b", S::Healthy), ("a", S::Failing)]).await;
     let list = admin
         .list_upstreams(proto::ListUpstreamsRequest {
@@ -192,7 +192,10 @@ async fn lag_wrong_chain_and_recovery_change_states() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_plane_that_accepts_table_gzip_gets_the_same_table_compressed() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (MockNode::start(7, 1).await, MockNode::start(7, 1).await);
+    let (a, b) = (
+        MockEvmNode::start_with(7, 1).await,
+        MockEvmNode::start_with(7, 1).await,
+    );
     let text = config_text(dir.path(), None, &[("a", &a, "eu"), ("b", &b, "us")]);
     let plane = ControlPlane::start(config(&text)).await.unwrap();
     let admin = admin(&plane).await;
@@ -228,7 +231,7 @@ async fn a_data_plane_that_accepts_table_gzip_gets_the_same_table_compressed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_plane_gets_only_the_networks_of_the_chain_kinds_it_serves() {
     let dir = tempfile::tempdir().unwrap();
-    let a = MockNode::start(7, 1).await;
+    let a = MockEvmNode::start_with(7, 1).await;
     // An ICON network rolls out beside the EVM one; its node need not
     // answer for the network to be in the table.
     let mut text = config_text(dir.path(), None, &[("a", &a, "eu")]);
@@ -322,10 +325,13 @@ async fn a_data_plane_gets_only_the_networks_of_the_chain_kinds_it_serves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_to_date_hello_gets_nothing_and_a_nack_parks_until_newer() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, n) = (MockNode::start(7, 1).await, MockNode::start(7, 1).await);
+    let (a, n) = (
+        MockEvmNode::start_with(7, 1).await,
+        MockEvmNode::start_with(7, 1).await,
+    );
     // `n` cannot pass a probe until the test lets it, so every version
     // before that shows it unproven, whenever the streams read them.
-    n.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    n.set_fault(Fault::Http500);
     let plane = ControlPlane::start(config(&config_text(dir.path(), None, &[("a", &a, "eu")])))
         .await
         .unwrap();
@@ -412,7 +418,7 @@ async fn up_to_date_hello_gets_nothing_and_a_nack_parks_until_newer() {
     .await;
 
     // A freshly added upstream proves itself and enters rotation.
-    n.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    n.set_fault(Fault::None);
     loop {
         let s = fresh.next().await;
         fresh.ack(&s).await;
@@ -446,8 +452,8 @@ async fn bad_admin_input_is_refused_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     // `a` never passes a probe, so it stays unproven and nothing but an
     // admin call could publish while the bad calls below run.
-    let a = MockNode::start(1, 1).await;
-    a.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let a = MockEvmNode::start_with(1, 1).await;
+    a.set_fault(Fault::Http500);
     let plane = ControlPlane::start(config(&config_text(dir.path(), None, &[("a", &a, "eu")])))
         .await
         .unwrap();
@@ -585,9 +591,9 @@ async fn bad_admin_input_is_refused_and_nothing_is_stored() {
 async fn a_restart_keeps_versions_increasing_and_admin_changes() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c) = (
-        MockNode::start(1, 1).await,
-        MockNode::start(1, 1).await,
-        MockNode::start(1, 1).await,
+        MockEvmNode::start_with(1, 1).await,
+        MockEvmNode::start_with(1, 1).await,
+        MockEvmNode::start_with(1, 1).await,
     );
     let text = config_text(dir.path(), None, &[("a", &a, "eu"), ("b", &b, "eu")]);
     let plane = ControlPlane::start(config(&text)).await.unwrap();
@@ -747,7 +753,7 @@ async fn heights_follow_the_chain_without_a_new_snapshot() {
     use proto::control_plane_message::Message as M;
 
     let dir = tempfile::tempdir().unwrap();
-    let a = MockNode::start(100, 1).await;
+    let a = MockEvmNode::start_with(100, 1).await;
     let plane = ControlPlane::start(config(&config_text(dir.path(), None, &[("a", &a, "eu")])))
         .await
         .unwrap();
@@ -835,17 +841,15 @@ async fn finalized_until(stream: &mut Stream, want: u64) -> Vec<u64> {
 /// planes in Heights, and never goes backwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_finalized_height_is_the_nodes_median_and_never_goes_back() {
-    use std::sync::atomic::Ordering::SeqCst;
-
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c) = (
-        MockNode::start(100, 1).await,
-        MockNode::start(100, 1).await,
-        MockNode::start(100, 1).await,
+        MockEvmNode::start_with(100, 1).await,
+        MockEvmNode::start_with(100, 1).await,
+        MockEvmNode::start_with(100, 1).await,
     );
     // A liar far above the others cannot lift the median.
     for (node, finalized) in [(&a, 60), (&b, 70), (&c, 99)] {
-        node.finalized.store(finalized, SeqCst);
+        node.set_finalized(finalized);
     }
     let plane = ControlPlane::start(config(&config_text(
         dir.path(),
@@ -859,14 +863,13 @@ async fn the_finalized_height_is_the_nodes_median_and_never_goes_back() {
     assert!(before.iter().all(|f| *f <= 70), "{before:?}");
     // Two nodes drop (say, restarted on a fresh database): the median
     // falls to 20, which is ignored; then all move past 70.
-    a.finalized.store(10, SeqCst);
-    b.finalized.store(20, SeqCst);
-    let from = [&a, &b].map(|n| n.finalized_calls.load(SeqCst));
+    a.set_finalized(10);
+    b.set_finalized(20);
+    let from = [&a, &b].map(|n| n.requests(FINALIZED_PROBE));
     // Two more answered calls to each: at least one whole round saw 10
     // and 20 (a call in flight at the store may still have said 60 or 70).
     eventually("two more rounds", || async {
-        (a.finalized_calls.load(SeqCst) >= from[0] + 2
-            && b.finalized_calls.load(SeqCst) >= from[1] + 2)
+        (a.requests(FINALIZED_PROBE) >= from[0] + 2 && b.requests(FINALIZED_PROBE) >= from[1] + 2)
             .then_some(())
     })
     .await;
@@ -876,7 +879,7 @@ async fn the_finalized_height_is_the_nodes_median_and_never_goes_back() {
         "{metrics}"
     );
     for node in [&a, &b, &c] {
-        node.finalized.store(80, SeqCst);
+        node.set_finalized(80);
     }
     let between = finalized_until(&mut stream, 80).await;
     assert!(

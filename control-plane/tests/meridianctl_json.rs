@@ -117,9 +117,9 @@ fn assert_upstream(u: &Value, extra: &[&str]) {
     );
 }
 
-async fn plane_with_a() -> (ControlPlane, MockNode, tempfile::TempDir) {
+async fn plane_with_a() -> (ControlPlane, MockEvmNode, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let a = MockNode::start(42, 1).await;
+    let a = MockEvmNode::start_with(42, 1).await;
     let plane = ControlPlane::start(config(&config_text(dir.path(), None, &[("a", &a, "eu")])))
         .await
         .unwrap();

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::rpc::RpcClient;
+use meridian_test_kit::rpc::RpcClient;
 
 /// The npm package spec installed.
 pub const GANACHE_PACKAGE: &str = "ganache@7";

@@ -22,8 +22,8 @@ use meridian_proto::v1::{
 };
 use tonic::transport::Channel;
 
-pub use crate::poll::{eventually, try_eventually};
-use crate::rpc::{RpcClient, RpcResponse, request_body};
+pub use meridian_test_kit::poll::{eventually, try_eventually};
+use meridian_test_kit::rpc::{RpcClient, RpcResponse, request_body};
 
 /// A generous bound for conditions that normally hold within a second.
 pub const SETTLE: Duration = Duration::from_secs(15);
@@ -50,6 +50,8 @@ pub struct UpstreamSpec {
 pub struct NetworkSpec {
     /// The URL path segment clients use.
     pub id: String,
+    /// The chain kind (`chain = …`); `"evm"` unless set.
+    pub chain: String,
     /// Expected chain id; unset lets the control plane learn it.
     pub chain_id: Option<u64>,
     /// Reference and fallback node URL.
@@ -79,6 +81,7 @@ impl NetworkSpec {
     pub fn new(id: &str) -> Self {
         Self {
             id: id.to_owned(),
+            chain: "evm".to_owned(),
             chain_id: None,
             leader: None,
             probe_interval_ms: 100,
@@ -93,6 +96,12 @@ impl NetworkSpec {
             cache: Vec::new(),
             upstreams: Vec::new(),
         }
+    }
+
+    /// The network's chain kind (`"icon"`, …).
+    pub fn chain(mut self, kind: &str) -> Self {
+        kind.clone_into(&mut self.chain);
+        self
     }
 
     /// Adds an upstream with weight 1.
@@ -243,7 +252,7 @@ pub fn control_toml_at(
     for n in networks {
         t.push_str("\n[[networks]]\n");
         t.push_str(&format!("id = {}\n", quoted(&n.id)));
-        t.push_str("chain = \"evm\"\n");
+        t.push_str(&format!("chain = {}\n", quoted(&n.chain)));
         if let Some(chain_id) = n.chain_id {
             t.push_str(&format!("chain_id = {chain_id}\n"));
         }

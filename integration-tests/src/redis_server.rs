@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::ganache::free_port;
-use crate::poll::eventually;
+use meridian_test_kit::poll::eventually;
 
 /// Longest a fresh server may take to answer `PING`.
 const READY: Duration = Duration::from_secs(20);

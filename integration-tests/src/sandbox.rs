@@ -17,8 +17,8 @@ use meridian_data_plane::config::ProxyConfig;
 use tokio::task::JoinHandle;
 
 use crate::harness::{NetworkSpec, control_toml_at};
-use crate::mock_evm::{MockEvmNode, MockStartError};
-use crate::rpc::{RpcClient, request_body};
+use meridian_test_kit::evm::{MockEvmNode, MockStartError};
+use meridian_test_kit::rpc::{RpcClient, request_body};
 
 /// The network the sandbox serves.
 pub const NETWORK: &str = "eth-local";

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use meridian_common::telemetry::{self, LogFormat, TelemetryArgs};
 use meridian_integration_tests::harness::*;
-use meridian_integration_tests::mock_evm::MockEvmNode;
-use meridian_integration_tests::rpc::RpcClient;
+use meridian_test_kit::evm::MockEvmNode;
+use meridian_test_kit::rpc::RpcClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };

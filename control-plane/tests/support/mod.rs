@@ -1,140 +1,32 @@
-//! Test support: a tiny mock EVM node, a control-plane fixture, a
-//! data-plane stream client and polling helpers.
+//! Test support: a control-plane fixture, a data-plane stream client and
+//! polling helpers; the mock EVM node is the test kit's.
 
 #![allow(dead_code)]
 // Test-only helpers: a failure here is a test failure, so panicking is right.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use meridian_common::proto;
 use meridian_common::proto::admin_service_client::AdminServiceClient;
 use meridian_common::proto::snapshot_service_client::SnapshotServiceClient;
 use meridian_control_plane::app::ControlPlane;
 use meridian_control_plane::config::ControlConfig;
-use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
-/// A mock EVM node whose height, chain id and health the test controls.
-#[derive(Clone)]
-pub struct MockNode {
-    pub addr: SocketAddr,
-    pub height: Arc<AtomicU64>,
-    pub chain_id: Arc<AtomicU64>,
-    /// Answered to `eth_getBlockByNumber("finalized")`; 0: `null`.
-    pub finalized: Arc<AtomicU64>,
-    /// `eth_getBlockByNumber("finalized")` calls answered.
-    pub finalized_calls: Arc<AtomicU64>,
-    pub failing: Arc<AtomicBool>,
-    /// While true, requests are read but not answered: a probe of this
-    /// node can neither pass nor fail (with a probe timeout longer than the
-    /// test), which freezes what the prober knows of it.
-    held: Arc<watch::Sender<bool>>,
-}
-
-impl MockNode {
-    pub async fn start(height: u64, chain_id: u64) -> MockNode {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let node = MockNode {
-            addr: listener.local_addr().unwrap(),
-            height: Arc::new(AtomicU64::new(height)),
-            chain_id: Arc::new(AtomicU64::new(chain_id)),
-            finalized: Arc::new(AtomicU64::new(0)),
-            finalized_calls: Arc::new(AtomicU64::new(0)),
-            failing: Arc::new(AtomicBool::new(false)),
-            held: Arc::new(watch::Sender::new(false)),
-        };
-        let state = node.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(state.answer(req).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        node
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn set_height(&self, h: u64) {
-        self.height.store(h, Ordering::SeqCst);
-    }
-
-    /// Holds every answer from now on (see [`MockNode::held`]).
-    pub fn hold(&self) {
-        self.held.send_replace(true);
-    }
-
-    /// Answers the held requests and every one after.
-    pub fn release(&self) {
-        self.held.send_replace(false);
-    }
-
-    async fn answer(
-        &self,
-        req: http::Request<hyper::body::Incoming>,
-    ) -> http::Response<Full<Bytes>> {
-        let body = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        // The sender lives in `self`, so the channel cannot close here.
-        let _ = self.held.subscribe().wait_for(|held| !held).await;
-        if self.failing.load(Ordering::SeqCst) {
-            let mut r = http::Response::new(Full::new(Bytes::from_static(b"down")));
-            *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-            return r;
-        }
-        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let result = match request["method"].as_str() {
-            Some("eth_blockNumber") => json!(format!("{:#x}", self.height.load(Ordering::SeqCst))),
-            Some("eth_chainId") => json!(format!("{:#x}", self.chain_id.load(Ordering::SeqCst))),
-            Some("eth_getBlockByNumber") if request["params"][0] == "finalized" => {
-                self.finalized_calls.fetch_add(1, Ordering::SeqCst);
-                match self.finalized.load(Ordering::SeqCst) {
-                    0 => Value::Null,
-                    n => json!({"number": format!("{n:#x}")}),
-                }
-            }
-            _ => Value::Null,
-        };
-        let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": result});
-        http::Response::new(Full::new(Bytes::from(answer.to_string())))
-    }
-}
+// Not every test binary uses every name.
+#[allow(unused_imports)]
+pub use meridian_test_kit::evm::{FINALIZED_PROBE, Fault, MockEvmNode};
 
 /// A control.toml for tests: port 0, fast probes.
 pub fn config_text(
     data_dir: &Path,
-    leader: Option<&MockNode>,
-    upstreams: &[(&str, &MockNode, &str)],
+    leader: Option<&MockEvmNode>,
+    upstreams: &[(&str, &MockEvmNode, &str)],
 ) -> String {
     let mut text = format!(
         "[server]\ngrpc_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n\

@@ -280,7 +280,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let server = tokio::spawn(serve(listener));
-        let client = crate::rpc::RpcClient::new();
+        let client = meridian_test_kit::rpc::RpcClient::new();
         let resp = client
             .call(&format!("http://{addr}/bench"), "eth_blockNumber")
             .await

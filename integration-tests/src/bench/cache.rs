@@ -22,8 +22,8 @@ use super::error::BenchError;
 use super::measure::{self, Throughput, median};
 use super::variants::{self, Backend, RunningVariant, Variant, VariantContext};
 use super::{BenchOptions, backend, wrk_with_cpu};
-use crate::poll::try_eventually;
-use crate::rpc::RpcClient;
+use meridian_test_kit::poll::try_eventually;
+use meridian_test_kit::rpc::RpcClient;
 
 /// One workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

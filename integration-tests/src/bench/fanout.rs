@@ -34,8 +34,8 @@ use super::error::BenchError;
 use super::measure::{median, quantile};
 use super::process::{Managed, Spawn, free_addr};
 use super::procfs;
-use crate::poll::try_eventually;
-use crate::rpc::RpcClient;
+use meridian_test_kit::poll::try_eventually;
+use meridian_test_kit::rpc::RpcClient;
 
 /// Largest message accepted from the control plane (a 10,000-upstream table
 /// is about a megabyte).

@@ -15,8 +15,8 @@ use super::backend;
 use super::error::BenchError;
 use super::process::{Managed, Spawn, free_addr};
 use super::procfs;
-use crate::poll::try_eventually;
-use crate::rpc::RpcClient;
+use meridian_test_kit::poll::try_eventually;
+use meridian_test_kit::rpc::RpcClient;
 
 /// The network id Meridian serves the backend under; every variant is
 /// addressed at this path so that the requests are byte-identical.

@@ -9,10 +9,10 @@
 use meridian_control_plane::inventory::UpstreamSpec;
 use meridian_control_plane::store::{SledStore, Store as _};
 use meridian_integration_tests::harness::*;
-use meridian_integration_tests::mock_evm::MockEvmNode;
-use meridian_integration_tests::rpc::RpcClient;
 use meridian_proto::v1::admin_service_client::AdminServiceClient;
 use meridian_proto::v1::{AddUpstreamRequest, RemoveUpstreamRequest};
+use meridian_test_kit::evm::MockEvmNode;
+use meridian_test_kit::rpc::RpcClient;
 use tonic::Code;
 use tonic::transport::Channel;
 

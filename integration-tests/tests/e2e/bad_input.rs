@@ -2,8 +2,8 @@
 //! error body and `x-rejected-by`, and never reaches an upstream.
 
 use meridian_integration_tests::harness::*;
-use meridian_integration_tests::mock_evm::MockEvmNode;
-use meridian_integration_tests::rpc::{RpcClient, RpcResponse, request_body};
+use meridian_test_kit::evm::MockEvmNode;
+use meridian_test_kit::rpc::{RpcClient, RpcResponse, request_body};
 
 const NET: &str = "eth-bad";
 /// The default body limit (1 MiB).

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use meridian_data_plane::app::DataPlane;
 use meridian_integration_tests::harness::*;
-use meridian_integration_tests::mock_evm::{Fault, MockEvmNode};
-use meridian_integration_tests::poll::eventually;
-use meridian_integration_tests::rpc::{RpcClient, RpcResponse, request_body};
+use meridian_test_kit::evm::{Fault, MockEvmNode};
+use meridian_test_kit::poll::eventually;
+use meridian_test_kit::rpc::{RpcClient, RpcResponse, request_body};
 
 const NET: &str = "eth-cache";
 const TX: &str = r#"["0x00000000000000000000000000000000000000000000000000000000000000aa"]"#;

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use meridian_integration_tests::harness::*;
-use meridian_integration_tests::mock_evm::{Fault, MockEvmNode};
-use meridian_integration_tests::rpc::{RpcClient, request_body};
+use meridian_test_kit::evm::{Fault, MockEvmNode};
+use meridian_test_kit::rpc::{RpcClient, request_body};
 
 const NET: &str = "eth-failover";
 const READS: usize = 200;

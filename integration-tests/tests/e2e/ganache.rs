@@ -2,7 +2,7 @@
 
 use meridian_integration_tests::ganache::{GANACHE_CHAIN_ID, Ganache};
 use meridian_integration_tests::harness::*;
-use meridian_integration_tests::rpc::RpcClient;
+use meridian_test_kit::rpc::RpcClient;
 
 const NET: &str = "eth-ganache";
 

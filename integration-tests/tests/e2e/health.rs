@@ -6,9 +6,9 @@
 //! fewer than N probes saw the condition" is something a test can catch.
 
 use meridian_integration_tests::harness::*;
-use meridian_integration_tests::mock_evm::MockEvmNode;
-use meridian_integration_tests::rpc::RpcClient;
 use meridian_proto::v1::UpstreamState;
+use meridian_test_kit::evm::MockEvmNode;
+use meridian_test_kit::rpc::RpcClient;
 
 const NET: &str = "eth-lag";
 const UNHEALTHY_AFTER: u32 = 4;

@@ -8,10 +8,10 @@
 //! blocks behind the head.
 
 use meridian_integration_tests::harness::*;
-use meridian_integration_tests::mock_evm::MockEvmNode;
-use meridian_integration_tests::poll::eventually;
-use meridian_integration_tests::rpc::{RpcClient, request_body};
 use meridian_proto::v1::GetSnapshotRequest;
+use meridian_test_kit::evm::MockEvmNode;
+use meridian_test_kit::poll::eventually;
+use meridian_test_kit::rpc::{RpcClient, request_body};
 
 const NET: &str = "eth-heights";
 

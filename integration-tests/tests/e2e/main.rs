@@ -14,6 +14,7 @@ mod failover;
 mod ganache;
 mod health;
 mod heights;
+mod icon;
 mod nack;
 mod sandbox;
 mod shared_cache;

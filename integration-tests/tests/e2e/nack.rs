@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use meridian_integration_tests::fake_data_plane::{FakeDataPlane, version_of};
 use meridian_integration_tests::harness::*;
-use meridian_integration_tests::mock_evm::MockEvmNode;
 use meridian_proto::v1::AddUpstreamRequest;
+use meridian_test_kit::evm::MockEvmNode;
 
 const NET: &str = "eth-nack";
 const BOUND: Duration = Duration::from_secs(15);

@@ -2,9 +2,9 @@
 //! kept out of rotation.
 
 use meridian_integration_tests::harness::*;
-use meridian_integration_tests::rpc::RpcClient;
 use meridian_integration_tests::sandbox::{NETWORK, REGIONS, Sandbox, SandboxOptions};
 use meridian_proto::v1::UpstreamState;
+use meridian_test_kit::rpc::RpcClient;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_serves_in_every_region() {

@@ -8,10 +8,10 @@ use std::time::Duration;
 use meridian_data_plane::app::DataPlane;
 use meridian_data_plane::config::SharedTierOptions;
 use meridian_integration_tests::harness::*;
-use meridian_integration_tests::mock_evm::MockEvmNode;
-use meridian_integration_tests::poll::eventually;
 use meridian_integration_tests::redis_server::RedisServer;
-use meridian_integration_tests::rpc::{RpcClient, RpcResponse, request_body};
+use meridian_test_kit::evm::MockEvmNode;
+use meridian_test_kit::poll::eventually;
+use meridian_test_kit::rpc::{RpcClient, RpcResponse, request_body};
 
 const NET: &str = "eth-shared";
 

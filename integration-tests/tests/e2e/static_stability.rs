@@ -1,9 +1,9 @@
 //! Static stability: losing the control plane stops change, never traffic.
 
 use meridian_integration_tests::harness::*;
-use meridian_integration_tests::mock_evm::MockEvmNode;
-use meridian_integration_tests::rpc::RpcClient;
 use meridian_proto::v1::UpstreamState;
+use meridian_test_kit::evm::MockEvmNode;
+use meridian_test_kit::rpc::RpcClient;
 
 const NET: &str = "eth-static";
 

@@ -1,0 +1,435 @@
+//! The HTTP side of every mock node: a listener on 127.0.0.1, JSON-RPC
+//! single calls and batches handed to the chain's [`MockChain`] one call at
+//! a time, ids echoed byte for byte (`RawValue`), every call counted per
+//! method, faults injected on demand, and [`MockServer::kill`] closing the
+//! listener *and* every open connection (the way a crashed node looks to a
+//! pooled client) with [`MockServer::restart`] listening again on the same
+//! port.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// The method name counted for bodies that are not JSON-RPC at all.
+pub const INVALID_BODY: &str = "<invalid>";
+
+/// A fault the mock node injects into every HTTP request until cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    /// Answer normally.
+    #[default]
+    None,
+    /// Answer HTTP 500 with a plain-text body.
+    Http500,
+    /// Never answer (the connection stays open).
+    Hang,
+    /// Answer HTTP 200 with a body that is not JSON.
+    Malformed,
+    /// Answer normally after this delay.
+    Delay(Duration),
+}
+
+/// Why a mock node could not start or restart.
+#[derive(Debug, thiserror::Error)]
+#[error("mock node cannot listen on {addr}: {source}")]
+pub struct MockStartError {
+    /// The address that could not be bound.
+    pub addr: SocketAddr,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// One JSON-RPC call, as far as a mock needs to read it.
+#[derive(Debug, Deserialize)]
+pub struct Call<'a> {
+    #[serde(borrow)]
+    pub id: Option<&'a RawValue>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(borrow, default)]
+    pub params: Option<&'a RawValue>,
+}
+
+impl Call<'_> {
+    /// The id's raw JSON, `null` when absent.
+    pub fn id(&self) -> &str {
+        self.id.map_or("null", RawValue::get)
+    }
+
+    /// The method, empty when absent.
+    pub fn method(&self) -> &str {
+        self.method.as_deref().unwrap_or("")
+    }
+
+    /// A result answer to this call.
+    pub fn result(&self, result: &str) -> Answer {
+        Answer {
+            text: format!(
+                r#"{{"jsonrpc":"2.0","id":{},"result":{result}}}"#,
+                self.id()
+            ),
+            error: false,
+        }
+    }
+
+    /// An error answer to this call.
+    pub fn error(&self, code: i64, message: &str) -> Answer {
+        Answer {
+            text: format!(
+                r#"{{"jsonrpc":"2.0","id":{},"error":{{"code":{code},"message":{}}}}}"#,
+                self.id(),
+                serde_json::Value::String(message.to_owned())
+            ),
+            error: true,
+        }
+    }
+}
+
+/// A mock's answer to one call.
+#[derive(Debug)]
+pub struct Answer {
+    /// The whole JSON-RPC response object.
+    pub text: String,
+    /// It is an error (some nodes answer a failed single call with HTTP 400).
+    pub error: bool,
+}
+
+/// What a chain kind's mock answers; the server does the rest.
+pub trait MockChain: Send + Sync + 'static {
+    /// Answers `call`; counts it with `counts` under the name tests ask for.
+    fn answer(&self, call: &Call<'_>, counts: &Counts) -> Answer;
+
+    /// Whether the node serves JSON-RPC at `path` (others get HTTP 404).
+    fn serves_path(&self, _path: &str) -> bool {
+        true
+    }
+
+    /// The HTTP status of a single call's answer.
+    fn single_status(&self, _error: bool) -> StatusCode {
+        StatusCode::OK
+    }
+}
+
+/// Calls received, per method (a batch counts each of its calls).
+#[derive(Debug, Default)]
+pub struct Counts {
+    by_method: Mutex<HashMap<String, u64>>,
+}
+
+impl Counts {
+    /// Counts one call of `method`.
+    pub fn count(&self, method: &str) {
+        self.count_then(method, || ());
+    }
+
+    /// Counts one call of `method` and runs `read` under the same lock, so
+    /// a test changing state with [`Counts::changed_at`] knows exactly
+    /// which calls saw which state.
+    pub fn count_then<T>(&self, method: &str, read: impl FnOnce() -> T) -> T {
+        let mut map = self.lock();
+        *map.entry(method.to_owned()).or_default() += 1;
+        read()
+    }
+
+    /// Runs `change` and returns how many calls of `method` were counted
+    /// before it, atomically with respect to [`Counts::count_then`].
+    pub fn changed_at(&self, method: &str, change: impl FnOnce()) -> u64 {
+        let map = self.lock();
+        change();
+        map.get(method).copied().unwrap_or(0)
+    }
+
+    /// Calls of `method` so far.
+    pub fn of(&self, method: &str) -> u64 {
+        self.lock().get(method).copied().unwrap_or(0)
+    }
+
+    /// Calls of every method not in `methods`.
+    pub fn except(&self, methods: &[&str]) -> u64 {
+        self.lock()
+            .iter()
+            .filter(|(m, _)| !methods.contains(&m.as_str()))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.by_method
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What the handle and the connection tasks share.
+#[derive(Debug)]
+struct Shared<C> {
+    chain: C,
+    counts: Counts,
+    total: AtomicU64,
+    fault: Mutex<Fault>,
+    /// While true, requests are read but not answered (see
+    /// [`MockServer::hold`]).
+    held: watch::Sender<bool>,
+}
+
+/// A running (or killed) mock node serving chain `C`. Dropping it stops it.
+#[derive(Debug)]
+pub struct MockServer<C: MockChain> {
+    addr: SocketAddr,
+    shared: Arc<Shared<C>>,
+    /// The accept loop; it owns every connection task, so aborting it
+    /// closes them all.
+    server: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<C: MockChain> MockServer<C> {
+    /// Serves `chain` on `addr` (port 0 allowed).
+    pub fn start_on(addr: SocketAddr, chain: C) -> Result<Self, MockStartError> {
+        let shared = Arc::new(Shared {
+            chain,
+            counts: Counts::default(),
+            total: AtomicU64::new(0),
+            fault: Mutex::new(Fault::None),
+            held: watch::Sender::new(false),
+        });
+        let listener = bind(addr)?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| MockStartError { addr, source })?;
+        let server = tokio::spawn(accept_loop(listener, shared.clone()));
+        Ok(Self {
+            addr,
+            shared,
+            server: Mutex::new(Some(server)),
+        })
+    }
+
+    /// Serves `chain` on 127.0.0.1 at a free port.
+    ///
+    /// # Panics
+    /// If no port can be bound (the test cannot go on without its node).
+    pub fn start(chain: C) -> Self {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), chain)
+            // Test support: a node that cannot bind fails the test at once.
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The chain's state.
+    pub fn chain(&self) -> &C {
+        &self.shared.chain
+    }
+
+    /// The per-method counters.
+    pub fn counts(&self) -> &Counts {
+        &self.shared.counts
+    }
+
+    /// The bound address (kept across [`MockServer::restart`]).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Injects `fault` into every request from now on ([`Fault::None`]
+    /// clears it).
+    pub fn set_fault(&self, fault: Fault) {
+        *self
+            .shared
+            .fault
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = fault;
+    }
+
+    /// Holds every answer from now on: requests are read and counted but
+    /// not answered, so a probe of this node can neither pass nor fail
+    /// (with a probe timeout longer than the test), which freezes what the
+    /// prober knows of it.
+    pub fn hold(&self) {
+        self.shared.held.send_replace(true);
+    }
+
+    /// Answers the held requests and every one after.
+    pub fn release(&self) {
+        self.shared.held.send_replace(false);
+    }
+
+    /// HTTP requests received so far (whatever their body).
+    pub fn total_requests(&self) -> u64 {
+        self.shared.total.load(Ordering::SeqCst)
+    }
+
+    /// Stops listening and drops every open connection, so clients see
+    /// connection refused / reset. Counters and state are kept.
+    pub fn kill(&self) {
+        let server = self
+            .server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(server) = server {
+            // Aborting drops the listener and the JoinSet of connections;
+            // dropping a JoinSet aborts its tasks, which closes their sockets.
+            server.abort();
+        }
+    }
+
+    /// Whether the node is listening.
+    pub fn is_running(&self) -> bool {
+        self.server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// Listens again on the same port (after [`MockServer::kill`]).
+    /// Retries for a while: the port is briefly unavailable after a kill.
+    pub async fn restart(&self) -> Result<(), MockStartError> {
+        self.kill();
+        let mut last = None;
+        for _ in 0..100 {
+            match bind(self.addr) {
+                Ok(listener) => {
+                    let server = tokio::spawn(accept_loop(listener, self.shared.clone()));
+                    *self.server.lock().unwrap_or_else(PoisonError::into_inner) = Some(server);
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(last.unwrap_or(MockStartError {
+            addr: self.addr,
+            source: std::io::Error::other("restart gave up"),
+        }))
+    }
+}
+
+impl<C: MockChain> Drop for MockServer<C> {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Binds with SO_REUSEADDR so a restart can take the same port again at once.
+fn bind(addr: SocketAddr) -> Result<TcpListener, MockStartError> {
+    let err = |source| MockStartError { addr, source };
+    let socket = TcpSocket::new_v4().map_err(err)?;
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    socket.listen(1024).map_err(err)
+}
+
+async fn accept_loop<C: MockChain>(listener: TcpListener, shared: Arc<Shared<C>>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| handle(req, shared.clone()));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            // Reap finished connections so the set does not grow forever.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn handle<C: MockChain>(
+    req: Request<Incoming>,
+    shared: Arc<Shared<C>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    shared.total.fetch_add(1, Ordering::SeqCst);
+    if !shared.chain.serves_path(req.uri().path()) {
+        return Ok(plain(StatusCode::NOT_FOUND, "no JSON-RPC here"));
+    }
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Ok(plain(StatusCode::BAD_REQUEST, "unreadable body")),
+    };
+    let answer = answer(&body, &shared);
+    // The sender lives in `shared`, so the channel cannot close here.
+    let _ = shared.held.subscribe().wait_for(|held| !held).await;
+    let fault = *shared.fault.lock().unwrap_or_else(PoisonError::into_inner);
+    match fault {
+        Fault::None => {}
+        Fault::Http500 => return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "mock fault")),
+        Fault::Hang => std::future::pending::<()>().await,
+        Fault::Malformed => return Ok(json(StatusCode::OK, b"{\"jsonrpc\": oops".to_vec())),
+        Fault::Delay(d) => tokio::time::sleep(d).await,
+    }
+    Ok(match answer {
+        Some((status, body)) => json(status, body),
+        None => plain(StatusCode::BAD_REQUEST, "not JSON-RPC"),
+    })
+}
+
+/// Counts the calls in `body` and builds the answer; `None` if the body is
+/// not a JSON-RPC call or batch.
+fn answer<C: MockChain>(body: &[u8], shared: &Shared<C>) -> Option<(StatusCode, Vec<u8>)> {
+    let trimmed = body.trim_ascii_start();
+    if trimmed.first() == Some(&b'[') {
+        let Ok(calls) = serde_json::from_slice::<Vec<Call<'_>>>(body) else {
+            shared.counts.count(INVALID_BODY);
+            return None;
+        };
+        let answers: Vec<String> = calls
+            .iter()
+            .map(|c| shared.chain.answer(c, &shared.counts).text)
+            .collect();
+        Some((
+            StatusCode::OK,
+            format!("[{}]", answers.join(",")).into_bytes(),
+        ))
+    } else {
+        let Ok(call) = serde_json::from_slice::<Call<'_>>(body) else {
+            shared.counts.count(INVALID_BODY);
+            return None;
+        };
+        let answer = shared.chain.answer(&call, &shared.counts);
+        Some((
+            shared.chain.single_status(answer.error),
+            answer.text.into_bytes(),
+        ))
+    }
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *resp.status_mut() = status;
+    resp
+}
