@@ -44,6 +44,7 @@ pub enum StartError {
 pub struct DataPlane {
     shared: Arc<Shared>,
     listen_addr: SocketAddr,
+    network_addrs: Vec<(String, SocketAddr)>,
     admin_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -66,6 +67,14 @@ impl DataPlane {
         let client = ControlClient::new(&config, applier, shared.clone())?;
 
         let listener = bind("client JSON-RPC", config.listen).await?;
+        let mut network_listeners = Vec::with_capacity(config.network_listen.len());
+        for (network, addr) in &config.network_listen {
+            network_listeners.push((
+                network.clone(),
+                bind("network listener", *addr).await?,
+                *addr,
+            ));
+        }
         let admin = bind("admin HTTP", config.admin_listen).await?;
         let local = |l: &tokio::net::TcpListener, addr| {
             l.local_addr().map_err(|source| ListenError {
@@ -77,10 +86,16 @@ impl DataPlane {
         let listen_addr = local(&listener, config.listen)?;
         let admin_addr = local(&admin, config.admin_listen)?;
 
+        let mut network_addrs = Vec::with_capacity(network_listeners.len());
+        for (network, l, addr) in &network_listeners {
+            network_addrs.push((network.clone(), local(l, *addr)?));
+        }
+
         let (shutdown, stop) = watch::channel(false);
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(server::serve(
                 listener,
+                None,
                 shared.clone(),
                 stop.clone(),
                 config.drain_timeout,
@@ -92,12 +107,22 @@ impl DataPlane {
                 config.drain_timeout,
             )),
             tokio::spawn(crate::upstream::sweeper::run(shared.clone(), stop.clone())),
-            tokio::spawn(client.run(stop)),
+            tokio::spawn(client.run(stop.clone())),
         ];
+        for (network, l, _) in network_listeners {
+            tasks.push(tokio::spawn(server::serve(
+                l,
+                Some(Arc::from(network.as_str())),
+                shared.clone(),
+                stop.clone(),
+                config.drain_timeout,
+            )));
+        }
         tracing::info!(
             id = %config.dataplane_id,
             region = %config.region,
             %listen_addr,
+            network_listeners = ?network_addrs,
             %admin_addr,
             control_plane = %config.control_plane,
             "data plane started"
@@ -105,6 +130,7 @@ impl DataPlane {
         Ok(DataPlane {
             shared,
             listen_addr,
+            network_addrs,
             admin_addr,
             shutdown,
             tasks,
@@ -114,6 +140,14 @@ impl DataPlane {
     /// Where clients send JSON-RPC.
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen_addr
+    }
+
+    /// The listener bound to `network`, if there is one.
+    pub fn network_addr(&self, network: &str) -> Option<SocketAddr> {
+        self.network_addrs
+            .iter()
+            .find(|(n, _)| n == network)
+            .map(|(_, a)| *a)
     }
 
     /// Where `/health`, `/ready` and `/metrics` are served.

@@ -24,6 +24,11 @@ pub struct ProxyConfig {
     pub region: String,
     /// Client JSON-RPC listener (port 0 picks a free port).
     pub listen: SocketAddr,
+    /// Further client listeners, each bound to one network: every request
+    /// on it is for that network at any path, so clients that only speak to
+    /// the root of an address (ICON's iconsdk: `http://HOST:PORT/api/v3`)
+    /// reach it (`--network-listen NETWORK=ADDR`, repeatable).
+    pub network_listen: Vec<(String, SocketAddr)>,
     /// Admin listener for `/health`, `/ready` and `/metrics` (port 0 allowed).
     pub admin_listen: SocketAddr,
     /// Directory holding the last applied snapshot (`snapshot.pb`); created
@@ -77,6 +82,7 @@ impl ProxyConfig {
             dataplane_id: default_dataplane_id(&region),
             region,
             listen: any_port,
+            network_listen: Vec::new(),
             admin_listen: any_port,
             state_dir: state_dir.into(),
             worker_threads: None,
@@ -94,6 +100,21 @@ impl ProxyConfig {
             ejection: EjectionTimes::default(),
         }
     }
+}
+
+/// Parses a `--network-listen` value: `NETWORK=ADDR`, e.g.
+/// `icon-main=0.0.0.0:9000`.
+pub fn parse_network_listen(value: &str) -> Result<(String, SocketAddr), String> {
+    let (network, addr) = value
+        .split_once('=')
+        .ok_or_else(|| format!("{value:?} is not NETWORK=ADDR (e.g. icon-main=0.0.0.0:9000)"))?;
+    if network.is_empty() || network.contains('/') {
+        return Err(format!("{network:?} is not a network id"));
+    }
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("{addr:?} is not a socket address ({e}), in {value:?}"))?;
+    Ok((network.to_owned(), addr))
 }
 
 /// The shared cache tier of a region: a Redis its proxies share
@@ -144,6 +165,25 @@ pub fn default_dataplane_id(region: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_listeners_are_network_equals_address() {
+        assert_eq!(
+            parse_network_listen("icon-main=127.0.0.1:9000"),
+            Ok((
+                "icon-main".to_owned(),
+                SocketAddr::from(([127, 0, 0, 1], 9000))
+            ))
+        );
+        for bad in [
+            "icon-main",
+            "=127.0.0.1:9000",
+            "icon-main=9000",
+            "a/b=127.0.0.1:1",
+        ] {
+            assert!(parse_network_listen(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn new_binds_loopback_any_port_and_names_the_region() {

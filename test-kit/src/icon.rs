@@ -159,6 +159,11 @@ impl MockIconNode {
         self.server.counts().except(&PROBE_METHODS)
     }
 
+    /// HTTP requests received at `path` so far.
+    pub fn requests_at(&self, path: &str) -> u64 {
+        self.server.requests_at(path)
+    }
+
     /// HTTP requests received so far (whatever their body or path).
     pub fn total_requests(&self) -> u64 {
         self.server.total_requests()

@@ -182,6 +182,8 @@ impl Counts {
 struct Shared<C> {
     chain: C,
     counts: Counts,
+    /// HTTP requests per path.
+    paths: Counts,
     total: AtomicU64,
     fault: Mutex<Fault>,
     /// While true, requests are read but not answered (see
@@ -205,6 +207,7 @@ impl<C: MockChain> MockServer<C> {
         let shared = Arc::new(Shared {
             chain,
             counts: Counts::default(),
+            paths: Counts::default(),
             total: AtomicU64::new(0),
             fault: Mutex::new(Fault::None),
             held: watch::Sender::new(false),
@@ -239,6 +242,11 @@ impl<C: MockChain> MockServer<C> {
     /// The per-method counters.
     pub fn counts(&self) -> &Counts {
         &self.shared.counts
+    }
+
+    /// HTTP requests received at `path` so far.
+    pub fn requests_at(&self, path: &str) -> u64 {
+        self.shared.paths.of(path)
     }
 
     /// The bound address (kept across [`MockServer::restart`]).
@@ -364,6 +372,7 @@ async fn handle<C: MockChain>(
     shared: Arc<Shared<C>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     shared.total.fetch_add(1, Ordering::SeqCst);
+    shared.paths.count(req.uri().path());
     if !shared.chain.serves_path(req.uri().path()) {
         return Ok(plain(StatusCode::NOT_FOUND, "no JSON-RPC here"));
     }

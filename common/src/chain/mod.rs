@@ -172,6 +172,27 @@ pub enum CacheClass {
     Never,
 }
 
+/// What the path a client used after its network (`/<network>/…` on the
+/// shared listener, or the whole path at a network's own address) asks of
+/// the request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathRoute {
+    /// Every read goes to archive upstreams (EVM `/archive`).
+    pub archive: bool,
+    /// The path is sent to the node as it is, in place of the path of the
+    /// upstream's URL (ICON `/api/v3/<channel>`): the node serves what the
+    /// client asked for at that path.
+    pub forward: bool,
+}
+
+impl PathRoute {
+    /// The network's default: the upstream's own URL, any upstream.
+    pub const DEFAULT: PathRoute = PathRoute {
+        archive: false,
+        forward: false,
+    };
+}
+
 /// A JSON-RPC call a probe sends to a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeCall {
@@ -233,6 +254,11 @@ pub trait Chain: Send + Sync + 'static {
     /// cache entry (the key is network, method and this); `None` when the
     /// params cannot be read (the call is then not cached).
     fn canonical_params(&self, method: &str, params: Option<&RawValue>) -> Option<String>;
+
+    /// What `path` (after the network: empty, `/`, or more) means for this
+    /// chain's clients; `None` when it is not a path of this chain's API
+    /// (refused before any upstream: HTTP 404).
+    fn path_route(&self, path: &str) -> Option<PathRoute>;
 
     /// How the request path treats `method`.
     fn method_class(&self, method: &str) -> MethodClass;

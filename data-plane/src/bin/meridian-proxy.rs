@@ -34,6 +34,13 @@ struct Args {
     /// Client JSON-RPC listener.
     #[arg(long, env = "MERIDIAN_LISTEN", default_value = "127.0.0.1:8545")]
     listen: SocketAddr,
+    /// A listener bound to one network, `NETWORK=ADDR` (repeatable; in the
+    /// environment comma-separated): every request on it is for that
+    /// network at any path, for clients that only speak to the root of an
+    /// address (ICON's iconsdk; docs/chains.md).
+    #[arg(long = "network-listen", env = "MERIDIAN_NETWORK_LISTEN", value_delimiter = ',',
+          value_parser = meridian_data_plane::config::parse_network_listen)]
+    network_listen: Vec<(String, SocketAddr)>,
     /// Admin listener (/health, /ready, /metrics).
     #[arg(long, env = "MERIDIAN_ADMIN_LISTEN", default_value = "127.0.0.1:9545")]
     admin_listen: SocketAddr,
@@ -77,6 +84,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| PathBuf::from(format!("./var/proxy-{}", args.region)));
     let mut config = ProxyConfig::new(args.control_plane.clone(), args.region.clone(), state_dir);
     config.listen = args.listen;
+    config.network_listen.clone_from(&args.network_listen);
     config.admin_listen = args.admin_listen;
     config.dataplane_id = args
         .id

@@ -43,6 +43,10 @@ pub struct Ctx {
     pub priority: Priority,
     /// End of the request's `request_timeout_ms`.
     pub deadline: Instant,
+    /// The path the client used, sent to the node in place of the path of
+    /// the upstream's URL, when the chain forwards it (ICON's
+    /// `/api/v3/<channel>`); `None` for the URL's own path.
+    pub upstream_path: Option<Bytes>,
 }
 
 impl Ctx {
@@ -353,6 +357,7 @@ async fn exchange(
     let idempotent = job.route.role() != Role::Write;
     let post = shared.upstreams.post(
         &upstream.endpoint,
+        ctx.upstream_path.as_deref(),
         &job.body,
         shared.max_response_bytes,
         idempotent,

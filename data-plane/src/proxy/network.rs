@@ -1,14 +1,22 @@
 //! Phase: which network a request is for, and whether it is a request at all.
 //!
-//! Clients POST to `/<network-id>` (one trailing slash tolerated), or to
-//! `/<network-id>/archive` to send every read to archive upstreams. An unknown
-//! network is HTTP 404, any other HTTP method HTTP 405 (with `allow: POST`),
-//! and before the first snapshot is loaded every request is HTTP 503: the
-//! data plane cannot know any network yet.
+//! On the shared listener clients POST to `/<network-id>`, and the rest of
+//! the path is the network's chain's to judge ([`Chain::path_route`]): EVM
+//! `/<network-id>/archive` sends every read to archive upstreams, ICON
+//! `/<network-id>/api/v3/<channel>` is sent to that path on the node. On a
+//! listener bound to one network (`--network-listen`) every request is for
+//! that network and the whole path is the chain's: clients that only speak
+//! to the root of an address (ICON's iconsdk) work there. An unknown network
+//! or a path its chain does not serve is HTTP 404, any other HTTP method
+//! HTTP 405, and before the first snapshot is loaded every request is HTTP
+//! 503: the data plane cannot know any network yet.
+//!
+//! [`Chain::path_route`]: meridian_common::chain::Chain::path_route
 
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
+use meridian_common::chain::PathRoute;
 use meridian_common::jsonrpc;
 
 use super::reply::ErrorReply;
@@ -17,14 +25,23 @@ use crate::routing::{RoutedNetwork, RoutingTable};
 /// Longest network id quoted back in an error message.
 const MAX_QUOTED: usize = 128;
 
-/// Path suffix that sends reads to archive upstreams.
-pub const ARCHIVE_SUFFIX: &str = "/archive";
+/// Where a request is going.
+#[derive(Debug)]
+pub struct Resolved<'t, 'p> {
+    pub network: &'t Arc<RoutedNetwork>,
+    /// What the path after the network asks.
+    pub route: PathRoute,
+    /// That path (empty when there is none).
+    pub rest: &'p str,
+}
 
-/// The network addressed by `path`, and whether the archive path was used.
-pub fn resolve<'t>(
+/// The network a request on a listener bound to `bound` (or the shared
+/// one, `None`) with `path` is for, and what the rest of the path asks.
+pub fn resolve<'t, 'p>(
     table: &'t RoutingTable,
-    path: &str,
-) -> Result<(&'t Arc<RoutedNetwork>, bool), ErrorReply> {
+    bound: Option<&str>,
+    path: &'p str,
+) -> Result<Resolved<'t, 'p>, ErrorReply> {
     if !table.is_loaded() {
         return Err(ErrorReply::rejected(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -33,20 +50,43 @@ pub fn resolve<'t>(
             "no routing snapshot loaded yet: the control plane has not been reached",
         ));
     }
-    let id = path.strip_prefix('/').unwrap_or(path);
-    let id = id.strip_suffix('/').unwrap_or(id);
-    let (id, archive) = match id.strip_suffix(ARCHIVE_SUFFIX) {
-        Some(id) => (id, true),
-        None => (id, false),
+    let (id, rest) = match bound {
+        Some(id) => (id, path),
+        None => {
+            let id = path.strip_prefix('/').unwrap_or(path);
+            id.split_once('/')
+                .map_or((id, ""), |(id, _)| (id, &path[1 + id.len()..]))
+        }
     };
-    table.network(id).map(|n| (n, archive)).ok_or_else(|| {
+    let network = table.network(id).ok_or_else(|| {
         let quoted: String = id.chars().take(MAX_QUOTED).collect();
+        let message = match bound {
+            Some(_) => format!("network {quoted:?} of this listener is not in the routing table"),
+            None => format!("unknown network {quoted:?}: POST to /<network-id>"),
+        };
         ErrorReply::rejected(
             StatusCode::NOT_FOUND,
             jsonrpc::METHOD_NOT_FOUND,
             "network",
-            format!("unknown network {quoted:?}: POST to /<network-id>"),
+            message,
         )
+    })?;
+    let route = network.chain.chain().path_route(rest).ok_or_else(|| {
+        let quoted: String = rest.chars().take(MAX_QUOTED).collect();
+        ErrorReply::rejected(
+            StatusCode::NOT_FOUND,
+            jsonrpc::METHOD_NOT_FOUND,
+            "path",
+            format!(
+                "{quoted:?} is not a path of network {:?} ({} chain)",
+                network.id, network.chain
+            ),
+        )
+    })?;
+    Ok(Resolved {
+        network,
+        route,
+        rest,
     })
 }
 
@@ -89,22 +129,38 @@ mod tests {
     #[test]
     fn finds_networks_by_path() {
         let t = table();
-        assert_eq!(resolve(&t, "/eth").unwrap().0.id, "eth");
-        assert!(!resolve(&t, "/eth/").unwrap().1);
-        let (n, archive) = resolve(&t, "/eth/archive").unwrap();
-        assert_eq!((n.id.as_str(), archive), ("eth", true));
-        assert!(resolve(&t, "/eth/archive/").unwrap().1);
-        let e = resolve(&t, "/btc").unwrap_err();
+        let archive = |path| resolve(&t, None, path).unwrap().route.archive;
+        assert_eq!(resolve(&t, None, "/eth").unwrap().network.id, "eth");
+        assert!(!archive("/eth/"));
+        let r = resolve(&t, None, "/eth/archive").unwrap();
+        assert_eq!(
+            (r.network.id.as_str(), r.route.archive, r.rest),
+            ("eth", true, "/archive")
+        );
+        assert!(archive("/eth/archive/"));
+        let e = resolve(&t, None, "/btc").unwrap_err();
         assert_eq!(e.status, StatusCode::NOT_FOUND);
         assert_eq!(e.rejected_by, Some("network"));
-        assert!(resolve(&t, "/eth/pruned").is_err());
-        assert!(resolve(&t, "/archive").is_err());
-        assert!(resolve(&t, "/").is_err());
+        let e = resolve(&t, None, "/eth/pruned").unwrap_err();
+        assert_eq!(e.rejected_by, Some("path"), "not an EVM path");
+        assert!(resolve(&t, None, "/archive").is_err());
+        assert!(resolve(&t, None, "/").is_err());
+    }
+
+    #[test]
+    fn a_bound_listener_gives_the_whole_path_to_its_network() {
+        let t = table();
+        assert_eq!(resolve(&t, Some("eth"), "/").unwrap().network.id, "eth");
+        assert!(resolve(&t, Some("eth"), "/archive").unwrap().route.archive);
+        let e = resolve(&t, Some("eth"), "/eth").unwrap_err();
+        assert_eq!(e.rejected_by, Some("path"), "no network prefix there");
+        let e = resolve(&t, Some("btc"), "/").unwrap_err();
+        assert_eq!(e.rejected_by, Some("network"));
     }
 
     #[test]
     fn nothing_routes_before_a_snapshot() {
-        let e = resolve(&RoutingTable::empty(), "/eth").unwrap_err();
+        let e = resolve(&RoutingTable::empty(), None, "/eth").unwrap_err();
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
     }
 

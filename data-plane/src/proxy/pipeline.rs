@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::{HeaderValue, Method};
 use tracing::Instrument as _;
 use tracing::field::Empty;
@@ -31,6 +32,9 @@ use crate::state::Shared;
 pub struct ClientRequest<'a, B> {
     pub method: &'a Method,
     pub path: &'a str,
+    /// The network of the listener the request came in on, when that
+    /// listener is bound to one (`--network-listen`).
+    pub network: Option<&'a str>,
     /// From [`crate::proxy::request_id::RequestIds`].
     pub request_id: HeaderValue,
     pub priority: Priority,
@@ -55,8 +59,12 @@ pub async fn handle<B: RequestBody>(
     );
     let table = shared.table.load_full();
     let response = async {
-        let response = match network::resolve(&table, request.path) {
-            Ok((network, archive)) => {
+        let response = match network::resolve(&table, request.network, request.path) {
+            Ok(network::Resolved {
+                network,
+                route,
+                rest,
+            }) => {
                 log.network = Some(network.clone());
                 tracing::Span::current().record("network", network.id.as_str());
                 let ctx = Ctx {
@@ -65,8 +73,11 @@ pub async fn handle<B: RequestBody>(
                     shared: shared.clone(),
                     network: network.clone(),
                     priority: request.priority,
+                    upstream_path: route
+                        .forward
+                        .then(|| Bytes::copy_from_slice(rest.as_bytes())),
                 };
-                serve_network(&ctx, archive, request, &mut log).await
+                serve_network(&ctx, route.archive, request, &mut log).await
             }
             Err(reply) => {
                 let requests = &shared.metrics.unrouted;

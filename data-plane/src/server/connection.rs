@@ -135,6 +135,7 @@ pub async fn run(
         let request = ClientRequest {
             method: &POST,
             path,
+            network: fallback.bound(),
             request_id: shared.request_ids.resolve_bytes(client_id),
             priority: head.priority,
             body: FastBody {

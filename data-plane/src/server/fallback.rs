@@ -24,14 +24,22 @@ use crate::state::Shared;
 pub struct Fallback {
     builder: auto::Builder<TokioExecutor>,
     shared: Arc<Shared>,
+    /// The network of the listener, when it is bound to one.
+    bound: Option<Arc<str>>,
 }
 
 impl Fallback {
-    pub fn new(shared: Arc<Shared>) -> Self {
+    pub fn new(shared: Arc<Shared>, bound: Option<Arc<str>>) -> Self {
         Self {
             builder: auto::Builder::new(TokioExecutor::new()),
             shared,
+            bound,
         }
+    }
+
+    /// The network of the listener, when it is bound to one.
+    pub fn bound(&self) -> Option<&str> {
+        self.bound.as_deref()
     }
 
     /// Serves the rest of the connection; `read` is what the fast path has
@@ -39,8 +47,10 @@ impl Fallback {
     /// the request in flight is answered, no other is taken.
     pub async fn serve(&self, stream: TcpStream, read: Bytes, mut shutdown: watch::Receiver<bool>) {
         let shared = self.shared.clone();
+        let bound = self.bound.clone();
         let service = service_fn(move |request: Request<Incoming>| {
             let shared = shared.clone();
+            let bound = bound.clone();
             // Boxed: hyper keeps a slot the size of the service's future in
             // every connection for its whole life; the request path's
             // future is several KiB, which idle connections would carry.
@@ -49,6 +59,7 @@ impl Fallback {
                 let request = ClientRequest {
                     method: &parts.method,
                     path: parts.uri.path(),
+                    network: bound.as_deref(),
                     request_id: shared.request_ids.resolve(&parts.headers),
                     priority: Priority::from_headers(&parts.headers),
                     body: HyperBody::new(&parts.headers, body),

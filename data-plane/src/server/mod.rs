@@ -24,16 +24,18 @@ use tokio::sync::{mpsc, watch};
 use crate::state::Shared;
 use fallback::Fallback;
 
-/// Serves client JSON-RPC on `listener` until `shutdown` turns true, then
+/// Serves client JSON-RPC on `listener` (every request for network `bound`
+/// when it is bound to one) until `shutdown` turns true, then
 /// stops accepting, closes idle connections, and lets requests in flight
 /// finish for up to `drain`.
 pub async fn serve(
     listener: TcpListener,
+    bound: Option<Arc<str>>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) {
-    let fallback = Arc::new(Fallback::new(shared.clone()));
+    let fallback = Arc::new(Fallback::new(shared.clone(), bound));
     // Every connection task holds a sender; `recv` ends once all are gone
     // (an aborted task drops its sender too).
     let (open, mut all_closed) = mpsc::channel::<()>(1);

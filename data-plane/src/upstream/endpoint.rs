@@ -33,6 +33,9 @@ pub struct Endpoint {
     /// `POST <path> HTTP/1.1`, `host`, `content-type` and the
     /// `content-length: ` name, written before every body's length.
     pub(super) head: Bytes,
+    /// Where `head` goes on after the URL's path (at ` HTTP/1.1`), for a
+    /// request sent to another path.
+    pub(super) after_path: usize,
     /// Connections to this upstream waiting for the next request.
     pub(super) idle: IdlePool,
 }
@@ -73,12 +76,14 @@ impl Endpoint {
         let head = format!(
             "POST {path} HTTP/1.1\r\nhost: {host_header}\r\ncontent-type: application/json\r\ncontent-length: "
         );
+        let after_path = "POST ".len() + path.len();
         Ok(Self {
             url: url.to_owned(),
             host: bare_host,
             port,
             tls: server_name,
             head: Bytes::from(head),
+            after_path,
             idle: IdlePool::default(),
         })
     }
@@ -116,6 +121,7 @@ mod tests {
                 .starts_with(b"POST /v3/key?x=1 HTTP/1.1\r\nhost: node.example\r\n")
         );
         assert!(matches!(e.tls, Some(ServerName::DnsName(_))));
+        assert!(e.head[e.after_path..].starts_with(b" HTTP/1.1\r\nhost: node.example\r\n"));
         let e = Endpoint::new("https://[::1]:8443/").unwrap();
         assert_eq!((e.host.as_str(), e.port), ("::1", 8443));
         assert!(matches!(e.tls, Some(ServerName::IpAddress(_))));

@@ -92,9 +92,12 @@ impl UpstreamClient {
     /// reused for the idle check); the answer comes with the instant it
     /// was read in full, which is also when the connection went back to
     /// the pool: two clock reads per exchange, not four.
+    /// Posts `body` to `endpoint`, at `path` in place of the URL's own
+    /// path when given (a path the chain forwards, already checked).
     pub async fn post(
         &self,
         endpoint: &Endpoint,
+        path: Option<&[u8]>,
         body: &Bytes,
         max_answer: usize,
         idempotent: bool,
@@ -107,7 +110,7 @@ impl UpstreamClient {
             Some(conn) => conn,
             None => Conn::open(endpoint, &self.tls, self.options.connect_timeout).await?,
         };
-        let (answer, reuse) = round_trip(&mut conn, endpoint, body, max_answer).await?;
+        let (answer, reuse) = round_trip(&mut conn, endpoint, path, body, max_answer).await?;
         let finished = Instant::now();
         if reuse {
             endpoint
@@ -134,10 +137,11 @@ impl UpstreamClient {
 async fn round_trip(
     conn: &mut Conn,
     endpoint: &Endpoint,
+    path: Option<&[u8]>,
     body: &Bytes,
     max_answer: usize,
 ) -> Result<(Answer, bool), ExchangeError> {
-    write_request(conn, endpoint, body)
+    write_request(conn, endpoint, path, body)
         .await
         .map_err(|e| transport("sending the request", &e))?;
     conn.buf.clear();
@@ -171,14 +175,26 @@ async fn round_trip(
     ))
 }
 
-async fn write_request(conn: &mut Conn, endpoint: &Endpoint, body: &Bytes) -> std::io::Result<()> {
+async fn write_request(
+    conn: &mut Conn,
+    endpoint: &Endpoint,
+    path: Option<&[u8]>,
+    body: &Bytes,
+) -> std::io::Result<()> {
     let mut length = itoa::Buffer::new();
     let length = length.format(body.len()).as_bytes();
     // The read buffer is empty between exchanges: borrow it to assemble
     // the request.
     let out = &mut conn.buf;
     out.clear();
-    out.extend_from_slice(&endpoint.head);
+    match path {
+        None => out.extend_from_slice(&endpoint.head),
+        Some(path) => {
+            out.extend_from_slice(b"POST ");
+            out.extend_from_slice(path);
+            out.extend_from_slice(&endpoint.head[endpoint.after_path..]);
+        }
+    }
     out.extend_from_slice(length);
     out.extend_from_slice(b"\r\n\r\n");
     if body.len() <= COPY_BODY_UP_TO {
@@ -456,6 +472,7 @@ mod tests {
         client
             .post(
                 e,
+                None,
                 &Bytes::from_static(BODY.as_bytes()),
                 1024,
                 idempotent,

@@ -9,7 +9,9 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::hex::parse_quantity;
-use super::{BlockRef, CacheClass, Chain, ChainKind, MethodClass, ProbeAnswerError, ProbeCall};
+use super::{
+    BlockRef, CacheClass, Chain, ChainKind, MethodClass, PathRoute, ProbeAnswerError, ProbeCall,
+};
 
 mod cache;
 
@@ -177,6 +179,19 @@ impl Chain for Evm {
 
     fn canonical_params(&self, method: &str, params: Option<&RawValue>) -> Option<String> {
         cache::canonical_params(method, params)
+    }
+
+    fn path_route(&self, path: &str) -> Option<PathRoute> {
+        // JSON-RPC at the network's own path; `/archive` sends every read to
+        // archive upstreams.
+        match path.trim_end_matches('/') {
+            "" => Some(PathRoute::DEFAULT),
+            "/archive" => Some(PathRoute {
+                archive: true,
+                forward: false,
+            }),
+            _ => None,
+        }
     }
 
     fn method_class(&self, method: &str) -> MethodClass {

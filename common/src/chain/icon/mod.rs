@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{BlockRef, CacheClass, Chain, ChainKind, MethodClass, ProbeAnswerError, ProbeCall};
+use super::{
+    BlockRef, CacheClass, Chain, ChainKind, MethodClass, PathRoute, ProbeAnswerError, ProbeCall,
+};
 
 mod cache;
 
@@ -182,6 +184,33 @@ impl Chain for Icon {
         cache::canonical_params(params)
     }
 
+    fn path_route(&self, path: &str) -> Option<PathRoute> {
+        // goloop's endpoints: `/api/v3`, `/api/v3/<channel>`, and the debug
+        // API at `/api/v3d[/<channel>]`, sent to the same path on the node
+        // (clients such as iconsdk only speak to these paths).
+        let path = path.trim_end_matches('/');
+        if path.is_empty() {
+            return Some(PathRoute::DEFAULT);
+        }
+        let rest = path
+            .strip_prefix("/api/v3d")
+            .or_else(|| path.strip_prefix("/api/v3"))?;
+        let channel_ok = match rest.strip_prefix('/') {
+            None => rest.is_empty(),
+            Some(channel) => {
+                !channel.is_empty()
+                    && channel.len() <= 64
+                    && channel
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            }
+        };
+        channel_ok.then_some(PathRoute {
+            archive: false,
+            forward: true,
+        })
+    }
+
     fn method_class(&self, method: &str) -> MethodClass {
         if WRITES.contains(&method) {
             MethodClass::Write
@@ -291,6 +320,37 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn goloop_paths_are_forwarded_and_nothing_else() {
+        let forward = Some(PathRoute {
+            archive: false,
+            forward: true,
+        });
+        for path in [
+            "/api/v3",
+            "/api/v3/",
+            "/api/v3/icon_dex",
+            "/api/v3d",
+            "/api/v3d/icon_dex",
+            "/api/v3/a34",
+        ] {
+            assert_eq!(Icon.path_route(path), forward, "{path}");
+        }
+        assert_eq!(Icon.path_route(""), Some(PathRoute::DEFAULT));
+        assert_eq!(Icon.path_route("/"), Some(PathRoute::DEFAULT));
+        for path in [
+            "/api",
+            "/api/v2",
+            "/api/v3x",
+            "/api/v3/a/b",
+            "/api/v3/../admin",
+            "/archive",
+            "/api/v3/a%20b",
+        ] {
+            assert_eq!(Icon.path_route(path), None, "{path}");
+        }
     }
 
     #[test]
