@@ -3,23 +3,25 @@
 //! [`ensure_installed`] installs `ganache@7` with npm into
 //! `<target>/ganache-cache/` the first time any test needs it, so
 //! `cargo test --workspace` works on a fresh machine that has Node.js.
-//! Test binaries run in parallel processes, so the install is guarded by a
-//! lock file created with `O_EXCL` (portable, no extra crate) and made
-//! atomic by installing into a temporary directory and renaming it into
-//! place: a half-finished install is never mistaken for a good one.
+//! Test binaries run in parallel processes, so the install is guarded by
+//! [`crate::install`]'s lock file and made atomic by installing into a
+//! temporary directory and renaming it into place: a half-finished install
+//! is never mistaken for a good one.
 //!
 //! A missing `node` or `npm` is an error with a clear message, never a skip:
 //! CI installs both, and a silently skipped test would prove nothing.
 
-use std::fs::{self, OpenOptions};
-use std::io::ErrorKind;
+use std::fs;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use meridian_test_kit::rpc::RpcClient;
+
+pub use crate::install::target_dir;
+use crate::install::{Lock, take_lock};
 
 /// The npm package spec installed.
 pub const GANACHE_PACKAGE: &str = "ganache@7";
@@ -28,8 +30,6 @@ pub const GANACHE_CHAIN_ID: u64 = 1337;
 
 /// Longest an install may take (npm on a cold cache, slow network).
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
-/// A lock file older than this belongs to a crashed installer.
-const STALE_LOCK: Duration = Duration::from_secs(900);
 /// Longest ganache may take to answer its first `eth_blockNumber`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -51,18 +51,6 @@ pub enum GanacheError {
 
 fn io(what: &str, path: &Path, e: &std::io::Error) -> GanacheError {
     GanacheError::Io(format!("{what} {}: {e}", path.display()))
-}
-
-/// The workspace's target directory (honours `CARGO_TARGET_DIR`).
-pub fn target_dir() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        // Cargo resolves a relative CARGO_TARGET_DIR against the directory it
-        // was run from, normally the workspace root; tests run in the crate
-        // directory, so resolve it against the workspace explicitly.
-        Some(dir) if !dir.is_empty() => workspace.join(dir),
-        _ => workspace.join("target"),
-    }
 }
 
 /// `<target>/ganache-cache`
@@ -111,7 +99,13 @@ fn install_into(cache: &Path) -> Result<PathBuf, GanacheError> {
     }
     fs::create_dir_all(cache).map_err(|e| io("creating", cache, &e))?;
     let lock = cache.join("install.lock");
-    if take_lock(&lock, &install, || cli.is_file(), INSTALL_TIMEOUT)? == Lock::Done {
+    let taken = take_lock(&lock, || cli.is_file(), INSTALL_TIMEOUT).map_err(|detail| {
+        GanacheError::Install {
+            dir: install.clone(),
+            detail,
+        }
+    })?;
+    if taken == Lock::Done {
         return Ok(cli);
     }
     let result = if cli.is_file() {
@@ -121,59 +115,6 @@ fn install_into(cache: &Path) -> Result<PathBuf, GanacheError> {
     };
     let _ = fs::remove_file(&lock);
     result
-}
-
-/// What [`take_lock`] found.
-#[derive(Debug, PartialEq, Eq)]
-enum Lock {
-    /// The lock file is ours: install, then remove it.
-    Taken,
-    /// Another process finished the install while we waited.
-    Done,
-}
-
-/// Takes the install lock at `lock` (creating it), waiting while another
-/// process holds it, until `done` says that one finished or `timeout`
-/// passes. A lock older than [`STALE_LOCK`] was left by a process that
-/// died mid-install: it is removed and taken.
-fn take_lock(
-    lock: &Path,
-    install: &Path,
-    done: impl Fn() -> bool,
-    timeout: Duration,
-) -> Result<Lock, GanacheError> {
-    let start = Instant::now();
-    loop {
-        match OpenOptions::new().write(true).create_new(true).open(lock) {
-            Ok(_) => return Ok(Lock::Taken),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                // Someone else is installing: wait for their result.
-                if done() {
-                    return Ok(Lock::Done);
-                }
-                if is_stale(lock) {
-                    let _ = fs::remove_file(lock);
-                    continue;
-                }
-                if start.elapsed() > timeout {
-                    return Err(GanacheError::Install {
-                        dir: install.to_path_buf(),
-                        detail: format!("waited {timeout:?} for {}", lock.display()),
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            Err(e) => return Err(io("creating", lock, &e)),
-        }
-    }
-}
-
-fn is_stale(lock: &Path) -> bool {
-    fs::metadata(lock)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .is_some_and(|age| age > STALE_LOCK)
 }
 
 /// Installs into a fresh temporary directory, then renames it into place.
@@ -330,42 +271,6 @@ mod tests {
             cache_dir().parent().is_some_and(|p| p.ends_with("target"))
                 || std::env::var_os("CARGO_TARGET_DIR").is_some()
         );
-    }
-
-    /// Sets the modification time of `path` to `age` ago.
-    fn age(path: &Path, age: Duration) {
-        let when = SystemTime::now() - age;
-        fs::File::options()
-            .write(true)
-            .open(path)
-            .unwrap()
-            .set_modified(when)
-            .unwrap();
-    }
-
-    #[test]
-    fn a_stale_lock_is_taken_over_and_a_live_one_is_waited_for() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = dir.path().join("install.lock");
-        assert!(!is_stale(&dir.path().join("missing")));
-
-        // A process died mid-install long ago: its lock is taken over.
-        fs::write(&lock, b"").unwrap();
-        age(&lock, STALE_LOCK + Duration::from_secs(60));
-        assert!(is_stale(&lock));
-        let taken = take_lock(&lock, dir.path(), || false, Duration::from_secs(5)).unwrap();
-        assert_eq!(taken, Lock::Taken);
-        assert!(!is_stale(&lock), "the lock is ours now, and fresh");
-
-        // A live holder (a fresh lock) is waited for: until it finishes,
-        // or until the wait runs out.
-        assert_eq!(
-            take_lock(&lock, dir.path(), || true, Duration::from_secs(5)).unwrap(),
-            Lock::Done
-        );
-        let e = take_lock(&lock, dir.path(), || false, Duration::from_millis(300)).unwrap_err();
-        assert!(e.to_string().contains("install.lock"), "{e}");
-        assert!(lock.exists(), "a live lock is never removed");
     }
 
     #[tokio::test]

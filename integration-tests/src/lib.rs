@@ -6,6 +6,8 @@
 //!
 //! - [`ganache`]: installs and runs a real EVM node (ganache from npm).
 //! - [`redis_server`]: a real `redis-server` per test, on a free port.
+//! - [`install`]: installing a test's third-party tool once, atomically.
+//! - [`python`]: the chains' Python client libraries (iconsdk) in a venv.
 //! - [`harness`]: `control.toml` rendering and starting the planes in-process.
 //! - [`fake_data_plane`]: a scripted `SnapshotService.Stream` client.
 //! - [`sandbox`]: the whole deployment in one process (`meridian-sandbox`).
@@ -15,5 +17,7 @@ pub mod bench;
 pub mod fake_data_plane;
 pub mod ganache;
 pub mod harness;
+pub mod install;
+pub mod python;
 pub mod redis_server;
 pub mod sandbox;

@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use meridian_integration_tests::harness::*;
+use meridian_integration_tests::python::run_client;
 use meridian_proto::v1::UpstreamState;
-use meridian_test_kit::icon::{Fault, MockIconNode};
+use meridian_test_kit::icon::{CHANNEL, Fault, MockIconNode, PRep};
 use meridian_test_kit::rpc::RpcClient;
 use serde_json::{Value, json};
 
@@ -161,6 +162,118 @@ async fn an_icon_network_probes_routes_fails_over_and_quarantines_another_networ
         }
     })
     .await;
+    dp.shutdown().await;
+    cp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iconsdk_works_at_a_networks_own_address_and_channel_paths_reach_the_node() {
+    init_test_logs();
+    let node = std::sync::Arc::new(MockIconNode::start(2_000, 1));
+    node.set_preps(vec![PRep {
+        address: "hx1000000000000000000000000000000000000001".into(),
+        name: "meridian-test-prep".into(),
+        grade: "0x0".into(),
+        status: "0x0".into(),
+        p2p_endpoint: "127.0.0.1:7100".into(),
+        node_address: "hx2000000000000000000000000000000000000002".into(),
+    }]);
+    let cp_dir = tempfile::tempdir().unwrap();
+    let cp = start_control_plane(&control_toml(
+        cp_dir.path(),
+        &[NetworkSpec::new(NET)
+            .chain("icon")
+            .chain_id(1)
+            .upstream("a", &node.url(), "eu")],
+    ))
+    .await;
+    let dp_dir = tempfile::tempdir().unwrap();
+    let mut config = proxy_config(&control_plane_url(&cp), "eu", dp_dir.path());
+    config.network_listen = vec![(NET.to_owned(), "127.0.0.1:0".parse().unwrap())];
+    let dp = start_data_plane_with(config).await;
+    let mut admin = admin_client(&cp).await;
+    wait_healthy(&mut admin, NET, &["a"]).await;
+    let own = dp.network_addr(NET).expect("the network's own listener");
+    let client = RpcClient::new();
+    eventually("the network's own address serves", SETTLE, || async {
+        client
+            .post(
+                format!("http://{own}/api/v3"),
+                icx(1, "icx_getLastBlock", Value::Null),
+            )
+            .await
+            .is_ok_and(|r| r.status == 200)
+    })
+    .await;
+
+    // The channel path reaches the node as it is, from both addresses.
+    let channel = format!("/api/v3/{CHANNEL}");
+    let at_channel = node.requests_at(&channel);
+    for url in [
+        format!("http://{own}{channel}"),
+        format!("{}{channel}", network_url(&dp, NET)),
+    ] {
+        let r = client
+            .post(&url, icx(2, "icx_getTotalSupply", Value::Null))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{url}: {}", r.text());
+    }
+    assert_eq!(node.requests_at(&channel), at_channel + 2);
+    // Paths that are not goloop's never reach the node.
+    let before = node.total_requests();
+    for url in [
+        format!("http://{own}/admin"),
+        format!("http://{own}/api/v3/a/b"),
+        format!("{}/api/v2", network_url(&dp, NET)),
+    ] {
+        let r = client
+            .post(&url, icx(3, "icx_getTotalSupply", Value::Null))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 404, "{url}: {}", r.text());
+        assert_eq!(r.header("x-rejected-by"), Some("path"), "{url}");
+    }
+    assert_eq!(node.total_requests(), before, "refused before any upstream");
+
+    // iconsdk, unpatched, at the network's own address (it refuses a
+    // gateway prefix itself). The node mines what is sent as its head
+    // moves.
+    let miner = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                node.advance(1);
+            }
+        })
+    };
+    let run = run_client(
+        "icon_client.py",
+        &[format!("http://{own}/api/v3/{CHANNEL}"), "2000".into()],
+        Duration::from_secs(300),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("iconsdk is required for this test: {e}"));
+    miner.abort();
+    assert!(
+        run.success,
+        "iconsdk failed:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    for step in [
+        "get_block(latest)",
+        "get_block(height)",
+        "get_balance",
+        "get_total_supply",
+        "getPReps meridian-test-prep 127.0.0.1:7100",
+        "get_block(missing) -31004",
+        "send_transaction",
+        "get_transaction_result",
+    ] {
+        assert!(run.stdout.contains(step), "{step} missing:\n{}", run.stdout);
+    }
+    assert_eq!(node.requests("icx_sendTransaction"), 1, "sent once");
     dp.shutdown().await;
     cp.shutdown().await;
 }
