@@ -87,6 +87,13 @@ pub struct NetworkConfig {
     /// planes fall back to it when no upstream is healthy. Optional.
     #[serde(default, deserialize_with = "optional_node_url")]
     pub leader: Option<String>,
+    /// Host names whose requests are for this network at the root of the
+    /// address, whatever the path (the `Host` header without its port,
+    /// compared in lower case), e.g. `["icon.example.org"]`: for clients
+    /// that refuse a gateway prefix (docs/chains.md). Unique across
+    /// networks. Default: none.
+    #[serde(default, deserialize_with = "host_names")]
+    pub hosts: Vec<String>,
     /// Time between probe rounds, in milliseconds (>= 10). Default 1000.
     #[serde(
         default = "default_probe_interval_ms",
@@ -207,7 +214,17 @@ impl ControlConfig {
     /// Checks across values, which cannot run inside one field's `Deserialize`.
     fn check(&mut self, path: &Path) -> Result<(), ConfigError> {
         let mut networks = HashSet::new();
+        let mut hosts = std::collections::HashMap::new();
         for (i, network) in self.networks.iter_mut().enumerate() {
+            for (j, host) in network.hosts.iter().enumerate() {
+                if let Some(first) = hosts.insert(host.clone(), network.id.clone()) {
+                    return Err(ConfigError::field(
+                        path,
+                        format!("networks[{i}].hosts[{j}]"),
+                        format!("host {host:?} is already a host of network {first:?}"),
+                    ));
+                }
+            }
             if !networks.insert(network.id.clone()) {
                 return Err(ConfigError::field(
                     path,
@@ -321,6 +338,23 @@ fn network_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
             "network id {id:?} is not a valid path segment (use letters, digits, '-', '_', '.')"
         )))
     }
+}
+
+fn host_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let hosts = Vec::<String>::deserialize(d)?;
+    hosts
+        .into_iter()
+        .map(|h| {
+            let lower = h.to_ascii_lowercase();
+            if meridian_common::snapshot::valid_host_name(&lower) {
+                Ok(lower)
+            } else {
+                Err(de::Error::custom(format!(
+                    "{h:?} is not a host name (letters, digits, '-' and '.', no port or scheme)"
+                )))
+            }
+        })
+        .collect()
 }
 
 fn upstream_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -539,6 +573,31 @@ weight = 1
         let e = parse(&text).unwrap_err();
         assert_eq!(e.field, "networks[0].upstreams[1].id");
         assert!(e.to_string().contains("defined twice"), "{e}");
+    }
+
+    #[test]
+    fn hosts_are_host_names_and_belong_to_one_network() {
+        let c = parse(&EXAMPLE.replace(
+            "max_lag_blocks = 10",
+            "max_lag_blocks = 10\nhosts = [\"ETH.example.org\"]",
+        ))
+        .unwrap();
+        assert_eq!(c.networks[0].hosts, ["eth.example.org"]);
+        let e = parse(&EXAMPLE.replace(
+            "max_lag_blocks = 10",
+            "max_lag_blocks = 10\nhosts = [\"eth.example.org:80\"]",
+        ))
+        .unwrap_err();
+        assert!(e.field.contains("hosts"), "{e}");
+        let text = format!(
+            "{}\n[[networks]]\nid = \"other\"\nchain = \"evm\"\nhosts = [\"eth.example.org\"]\n",
+            EXAMPLE.replace(
+                "max_lag_blocks = 10",
+                "max_lag_blocks = 10\nhosts = [\"eth.example.org\"]"
+            )
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.field, "networks[1].hosts[0]");
     }
 
     #[test]

@@ -222,6 +222,7 @@ fn snapshot(seq: u64, upstreams: Vec<proto::Upstream>, leader: Option<&str>) -> 
                 ..Default::default()
             }),
             cache: None,
+            hosts: Vec::new(),
         }],
         generated_at_unix_ms: meridian_common::time::unix_ms(),
     };

@@ -61,6 +61,7 @@ fn model(n: usize) -> Model {
         .collect();
     Model {
         networks: vec![Network {
+            hosts: Vec::new(),
             id: "bench".into(),
             chain: ChainKind::Evm,
             leader_url: Some("http://127.0.0.1:8549/".into()),

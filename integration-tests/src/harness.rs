@@ -52,6 +52,8 @@ pub struct NetworkSpec {
     pub id: String,
     /// The chain kind (`chain = …`); `"evm"` unless set.
     pub chain: String,
+    /// Host names the network is served at (`hosts = […]`).
+    pub hosts: Vec<String>,
     /// Expected chain id; unset lets the control plane learn it.
     pub chain_id: Option<u64>,
     /// Reference and fallback node URL.
@@ -82,6 +84,7 @@ impl NetworkSpec {
         Self {
             id: id.to_owned(),
             chain: "evm".to_owned(),
+            hosts: Vec::new(),
             chain_id: None,
             leader: None,
             probe_interval_ms: 100,
@@ -101,6 +104,12 @@ impl NetworkSpec {
     /// The network's chain kind (`"icon"`, …).
     pub fn chain(mut self, kind: &str) -> Self {
         kind.clone_into(&mut self.chain);
+        self
+    }
+
+    /// Serves the network at `host` too (`hosts = […]`).
+    pub fn host(mut self, host: &str) -> Self {
+        self.hosts.push(host.to_owned());
         self
     }
 
@@ -253,6 +262,10 @@ pub fn control_toml_at(
         t.push_str("\n[[networks]]\n");
         t.push_str(&format!("id = {}\n", quoted(&n.id)));
         t.push_str(&format!("chain = {}\n", quoted(&n.chain)));
+        if !n.hosts.is_empty() {
+            let hosts: Vec<String> = n.hosts.iter().map(|h| quoted(h)).collect();
+            t.push_str(&format!("hosts = [{}]\n", hosts.join(", ")));
+        }
         if let Some(chain_id) = n.chain_id {
             t.push_str(&format!("chain_id = {chain_id}\n"));
         }

@@ -17,7 +17,7 @@ mod wire;
 pub use hash::content_hash;
 pub use model::{
     CacheSettings, Network, NetworkPolicy, Role, RoutingTable, Upstream, UpstreamState,
-    ValidationError, valid_network_id, valid_upstream_id,
+    ValidationError, valid_host_name, valid_network_id, valid_upstream_id,
 };
 pub use payload::{PayloadError, gzip_table, inflate_table};
 pub use version::Version;

@@ -33,6 +33,9 @@ pub struct Network {
     pub upstreams: Vec<Upstream>,
     pub policy: NetworkPolicy,
     pub cache: CacheSettings,
+    /// Host names whose requests are for this network at the root of the
+    /// address (lower case, no port).
+    pub hosts: Vec<String>,
 }
 
 /// The control plane's verdict on an upstream.
@@ -150,6 +153,16 @@ pub enum ValidationError {
     },
     #[error("network {network:?}: {what}")]
     BadPolicy { network: String, what: String },
+    #[error(
+        "network {network:?}: {host:?} is not a host name (lower-case letters, digits, '-' and '.', no port)"
+    )]
+    BadHost { network: String, host: String },
+    #[error("host {host:?} is claimed by networks {first:?} and {second:?}")]
+    DuplicateHost {
+        host: String,
+        first: String,
+        second: String,
+    },
     #[error("content hash mismatch: snapshot says {claimed}, table hashes to {actual}")]
     HashMismatch { claimed: String, actual: String },
     #[error("snapshot has no routing table")]
@@ -165,6 +178,19 @@ pub fn valid_network_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && id != "."
         && id != ".."
+}
+
+/// A host name a network is served at: lower-case DNS letters, digits, `-`
+/// and `.`, at most 253 characters, no port (the `Host` header is compared
+/// without its port, in lower case).
+pub fn valid_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && !host.starts_with(['.', '-'])
+        && !host.ends_with('.')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.'))
 }
 
 /// An upstream id is shown in headers (`x-handled-by`), so it must be a

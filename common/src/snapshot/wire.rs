@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use super::model::{
     CacheSettings, Network, NetworkPolicy, Role, RoutingTable, Upstream, UpstreamState,
-    ValidationError, valid_network_id, valid_upstream_id,
+    ValidationError, valid_host_name, valid_network_id, valid_upstream_id,
 };
 use crate::chain::ChainKind;
 use crate::proto;
@@ -26,6 +26,7 @@ fn encode_network(n: &Network) -> proto::Network {
         id: n.id.clone(),
         chain: n.chain.as_str().to_owned(),
         leader_url: n.leader_url.clone().unwrap_or_default(),
+        hosts: n.hosts.clone(),
         upstreams: n.upstreams.iter().map(encode_upstream).collect(),
         policy: Some(n.policy.encode()),
         cache: Some(n.cache.encode()),
@@ -80,10 +81,20 @@ fn encode_upstream(u: &Upstream) -> proto::Upstream {
 /// The protobuf table as the model, validated.
 pub fn decode_table(table: proto::RoutingTable) -> Result<RoutingTable, ValidationError> {
     let mut seen = HashSet::with_capacity(table.networks.len());
+    let mut hosts: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let mut networks = Vec::with_capacity(table.networks.len());
     for n in table.networks {
         if !seen.insert(n.id.clone()) {
             return Err(ValidationError::DuplicateNetwork(n.id));
+        }
+        for host in &n.hosts {
+            if let Some(first) = hosts.insert(host.clone(), n.id.clone()) {
+                return Err(ValidationError::DuplicateHost {
+                    host: host.clone(),
+                    first,
+                    second: n.id.clone(),
+                });
+            }
         }
         networks.push(decode_network(n)?);
     }
@@ -122,6 +133,12 @@ fn decode_network(n: proto::Network) -> Result<Network, ValidationError> {
             what: format!("cache: {what}"),
         }
     })?;
+    if let Some(host) = n.hosts.iter().find(|h| !valid_host_name(h)) {
+        return Err(ValidationError::BadHost {
+            network: n.id.clone(),
+            host: host.clone(),
+        });
+    }
     let mut seen = HashSet::with_capacity(n.upstreams.len());
     let mut upstreams = Vec::with_capacity(n.upstreams.len());
     for u in n.upstreams {
@@ -140,6 +157,7 @@ fn decode_network(n: proto::Network) -> Result<Network, ValidationError> {
         upstreams,
         policy,
         cache,
+        hosts: n.hosts,
     })
 }
 
@@ -207,6 +225,7 @@ mod tests {
                 id: "eth-local".into(),
                 chain: ChainKind::Evm,
                 leader_url: Some("http://127.0.0.1:8549".into()),
+                hosts: vec!["eth.example.org".into()],
                 upstreams: vec![Upstream {
                     id: "a".into(),
                     url: "http://127.0.0.1:18545".into(),

@@ -19,6 +19,7 @@ pub fn build(networks: &BTreeMap<String, NetworkState>, generated_at_unix_ms: u6
                 id: id.clone(),
                 chain: n.config.chain,
                 leader_url: n.config.leader.clone(),
+                hosts: n.config.hosts.clone(),
                 upstreams: n
                     .upstreams
                     .values()

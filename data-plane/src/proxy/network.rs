@@ -36,10 +36,12 @@ pub struct Resolved<'t, 'p> {
 }
 
 /// The network a request on a listener bound to `bound` (or the shared
-/// one, `None`) with `path` is for, and what the rest of the path asks.
+/// one, `None`) for `host` with `path` is for, and what the rest of the
+/// path asks.
 pub fn resolve<'t, 'p>(
     table: &'t RoutingTable,
     bound: Option<&str>,
+    host: Option<&str>,
     path: &'p str,
 ) -> Result<Resolved<'t, 'p>, ErrorReply> {
     if !table.is_loaded() {
@@ -50,8 +52,12 @@ pub fn resolve<'t, 'p>(
             "no routing snapshot loaded yet: the control plane has not been reached",
         ));
     }
+    let at_host = || host.and_then(|h| table.network_at_host(h));
     let (id, rest) = match bound {
         Some(id) => (id, path),
+        // A network served at the host the client named: the whole path is
+        // its chain's.
+        None if let Some(network) = at_host() => (network.id.as_str(), path),
         None => {
             let id = path.strip_prefix('/').unwrap_or(path);
             id.split_once('/')
@@ -114,12 +120,14 @@ mod tests {
     use crate::routing::table::tests::{model, upstream};
 
     fn table() -> RoutingTable {
+        let mut model = model(vec![upstream("a", "eu", UpstreamState::Healthy, 1)], None);
+        model.networks[0].hosts = vec!["eth.example.org".into()];
         RoutingTable::build(
             SnapshotMeta {
                 version: Version { epoch: 1, seq: 1 },
                 content_hash: String::new(),
             },
-            model(vec![upstream("a", "eu", UpstreamState::Healthy, 1)], None),
+            model,
             "eu",
             &RoutingTable::empty(),
         )
@@ -127,40 +135,77 @@ mod tests {
     }
 
     #[test]
+    fn a_network_served_at_a_host_name_gets_the_whole_path() {
+        let t = table();
+        for host in [
+            "eth.example.org",
+            "ETH.Example.org:8545",
+            "eth.example.org:80",
+        ] {
+            let r = resolve(&t, None, Some(host), "/archive").unwrap();
+            assert_eq!(
+                (r.network.id.as_str(), r.route.archive),
+                ("eth", true),
+                "{host}"
+            );
+            assert!(resolve(&t, None, Some(host), "/").is_ok(), "{host}");
+        }
+        // Another host: the path names the network, as always.
+        assert_eq!(
+            resolve(&t, None, Some("other.example.org"), "/eth")
+                .unwrap()
+                .network
+                .id,
+            "eth"
+        );
+        assert!(resolve(&t, None, Some("127.0.0.1:8545"), "/").is_err());
+        // A bound listener wins over the host.
+        assert!(resolve(&t, Some("btc"), Some("eth.example.org"), "/").is_err());
+    }
+
+    #[test]
     fn finds_networks_by_path() {
         let t = table();
-        let archive = |path| resolve(&t, None, path).unwrap().route.archive;
-        assert_eq!(resolve(&t, None, "/eth").unwrap().network.id, "eth");
+        let archive = |path| resolve(&t, None, None, path).unwrap().route.archive;
+        assert_eq!(resolve(&t, None, None, "/eth").unwrap().network.id, "eth");
         assert!(!archive("/eth/"));
-        let r = resolve(&t, None, "/eth/archive").unwrap();
+        let r = resolve(&t, None, None, "/eth/archive").unwrap();
         assert_eq!(
             (r.network.id.as_str(), r.route.archive, r.rest),
             ("eth", true, "/archive")
         );
         assert!(archive("/eth/archive/"));
-        let e = resolve(&t, None, "/btc").unwrap_err();
+        let e = resolve(&t, None, None, "/btc").unwrap_err();
         assert_eq!(e.status, StatusCode::NOT_FOUND);
         assert_eq!(e.rejected_by, Some("network"));
-        let e = resolve(&t, None, "/eth/pruned").unwrap_err();
+        let e = resolve(&t, None, None, "/eth/pruned").unwrap_err();
         assert_eq!(e.rejected_by, Some("path"), "not an EVM path");
-        assert!(resolve(&t, None, "/archive").is_err());
-        assert!(resolve(&t, None, "/").is_err());
+        assert!(resolve(&t, None, None, "/archive").is_err());
+        assert!(resolve(&t, None, None, "/").is_err());
     }
 
     #[test]
     fn a_bound_listener_gives_the_whole_path_to_its_network() {
         let t = table();
-        assert_eq!(resolve(&t, Some("eth"), "/").unwrap().network.id, "eth");
-        assert!(resolve(&t, Some("eth"), "/archive").unwrap().route.archive);
-        let e = resolve(&t, Some("eth"), "/eth").unwrap_err();
+        assert_eq!(
+            resolve(&t, Some("eth"), None, "/").unwrap().network.id,
+            "eth"
+        );
+        assert!(
+            resolve(&t, Some("eth"), None, "/archive")
+                .unwrap()
+                .route
+                .archive
+        );
+        let e = resolve(&t, Some("eth"), None, "/eth").unwrap_err();
         assert_eq!(e.rejected_by, Some("path"), "no network prefix there");
-        let e = resolve(&t, Some("btc"), "/").unwrap_err();
+        let e = resolve(&t, Some("btc"), None, "/").unwrap_err();
         assert_eq!(e.rejected_by, Some("network"));
     }
 
     #[test]
     fn nothing_routes_before_a_snapshot() {
-        let e = resolve(&RoutingTable::empty(), None, "/eth").unwrap_err();
+        let e = resolve(&RoutingTable::empty(), None, None, "/eth").unwrap_err();
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
     }
 

@@ -35,6 +35,8 @@ pub struct ClientRequest<'a, B> {
     /// The network of the listener the request came in on, when that
     /// listener is bound to one (`--network-listen`).
     pub network: Option<&'a str>,
+    /// The `Host` the client named (a network may be served at it).
+    pub host: Option<&'a str>,
     /// From [`crate::proxy::request_id::RequestIds`].
     pub request_id: HeaderValue,
     pub priority: Priority,
@@ -59,7 +61,7 @@ pub async fn handle<B: RequestBody>(
     );
     let table = shared.table.load_full();
     let response = async {
-        let response = match network::resolve(&table, request.network, request.path) {
+        let response = match network::resolve(&table, request.network, request.host, request.path) {
             Ok(network::Resolved {
                 network,
                 route,

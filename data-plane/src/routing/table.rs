@@ -41,6 +41,9 @@ pub struct RoutingTable {
     /// When the control plane built the snapshot (Unix ms; 0 if none).
     pub generated_at_unix_ms: u64,
     networks: HashMap<String, Arc<RoutedNetwork>>,
+    /// Networks by the host names they are served at (empty when no
+    /// network has one: the request path then never looks at `Host`).
+    hosts: HashMap<String, Arc<RoutedNetwork>>,
 }
 
 /// One network, ready to route.
@@ -133,6 +136,27 @@ impl RoutingTable {
         self.networks.get(id)
     }
 
+    /// The network served at `host` (the `Host` header as the client
+    /// sent it: the port and the letter case do not matter), if any.
+    pub fn network_at_host(&self, host: &str) -> Option<&Arc<RoutedNetwork>> {
+        if self.hosts.is_empty() {
+            return None;
+        }
+        let name = strip_port(host);
+        // Host names are stored lower case; most clients send them so.
+        self.hosts.get(name).or_else(|| {
+            name.bytes()
+                .any(|b| b.is_ascii_uppercase())
+                .then(|| self.hosts.get(&name.to_ascii_lowercase()))
+                .flatten()
+        })
+    }
+
+    /// Whether some network is served at a host name.
+    pub fn has_hosts(&self) -> bool {
+        !self.hosts.is_empty()
+    }
+
     /// Every network, in no particular order.
     pub fn networks(&self) -> impl Iterator<Item = &Arc<RoutedNetwork>> {
         self.networks.values()
@@ -147,16 +171,30 @@ impl RoutingTable {
         previous: &RoutingTable,
     ) -> Result<Self, BuildError> {
         let mut networks = HashMap::with_capacity(model.networks.len());
+        let mut hosts = HashMap::new();
         for n in model.networks {
             let old = previous.network(&n.id);
-            let network = build_network(n, region, old.map(Arc::as_ref))?;
-            networks.insert(network.id.clone(), Arc::new(network));
+            let names = n.hosts.clone();
+            let network = Arc::new(build_network(n, region, old.map(Arc::as_ref))?);
+            for name in names {
+                hosts.insert(name, network.clone());
+            }
+            networks.insert(network.id.clone(), network);
         }
         Ok(Self {
             meta,
             generated_at_unix_ms: model.generated_at_unix_ms,
             networks,
+            hosts,
         })
+    }
+}
+
+/// `host` without a `:port` (an IPv6 literal keeps its brackets).
+fn strip_port(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
     }
 }
 
@@ -319,6 +357,7 @@ pub(crate) mod tests {
     pub(crate) fn model(upstreams: Vec<Upstream>, leader: Option<&str>) -> snapshot::RoutingTable {
         snapshot::RoutingTable {
             networks: vec![Network {
+                hosts: Vec::new(),
                 id: "eth".into(),
                 chain: ChainKind::Evm,
                 leader_url: leader.map(str::to_owned),

@@ -129,6 +129,11 @@ pub async fn run(
             .and_then(|p| std::str::from_utf8(p).ok())
             .unwrap_or_default();
         let client_id = head.request_id.clone().and_then(|r| head_bytes.get(r));
+        let host = head
+            .host
+            .clone()
+            .and_then(|r| head_bytes.get(r))
+            .and_then(|h| std::str::from_utf8(h).ok());
         // Borrowed halves: the body reads through one while the hang-up
         // probe watches the socket through the other.
         let (reader, writer) = io.stream.split();
@@ -136,6 +141,7 @@ pub async fn run(
             method: &POST,
             path,
             network: fallback.bound(),
+            host,
             request_id: shared.request_ids.resolve_bytes(client_id),
             priority: head.priority,
             body: FastBody {

@@ -60,6 +60,12 @@ impl Fallback {
                     method: &parts.method,
                     path: parts.uri.path(),
                     network: bound.as_deref(),
+                    // HTTP/2 carries it as the `:authority`.
+                    host: parts
+                        .headers
+                        .get(http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .or_else(|| parts.uri.authority().map(http::uri::Authority::as_str)),
                     request_id: shared.request_ids.resolve(&parts.headers),
                     priority: Priority::from_headers(&parts.headers),
                     body: HyperBody::new(&parts.headers, body),

@@ -45,6 +45,9 @@ pub struct FastHead {
     pub http10: bool,
     /// The client's `x-request-id`, unchecked.
     pub request_id: Option<Range<usize>>,
+    /// The `Host` header (the first), unchecked: it selects a network
+    /// served at a host name.
+    pub host: Option<Range<usize>>,
     pub priority: Priority,
 }
 
@@ -72,6 +75,7 @@ pub fn parse(buf: &[u8]) -> Head {
     let mut keep_alive = !http10;
     let mut content_length = None;
     let mut request_id = None;
+    let mut host = None;
     let mut priority = PriorityHeaders::default();
     for header in request.headers.iter() {
         let name = header.name.as_bytes();
@@ -97,6 +101,8 @@ pub fn parse(buf: &[u8]) -> Head {
             || name.eq_ignore_ascii_case(b"upgrade")
         {
             return Head::Handoff;
+        } else if name.eq_ignore_ascii_case(b"host") {
+            host.get_or_insert_with(|| range_in(buf, value));
         } else if name.eq_ignore_ascii_case(X_REQUEST_ID.as_str().as_bytes()) {
             // The first one, as `HeaderMap::get` reads it.
             request_id.get_or_insert_with(|| range_in(buf, value));
@@ -111,6 +117,7 @@ pub fn parse(buf: &[u8]) -> Head {
         keep_alive,
         http10,
         request_id,
+        host,
         priority: priority.priority(),
     })
 }

@@ -127,6 +127,7 @@ pub fn snapshot(
             upstreams,
             policy: Some(policy),
             cache: None,
+            hosts: Vec::new(),
         }],
         generated_at_unix_ms: meridian_common::time::unix_ms(),
     };

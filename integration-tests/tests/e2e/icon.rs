@@ -184,6 +184,7 @@ async fn iconsdk_works_at_a_networks_own_address_and_channel_paths_reach_the_nod
         &[NetworkSpec::new(NET)
             .chain("icon")
             .chain_id(1)
+            .host("icon.example.org")
             .upstream("a", &node.url(), "eu")],
     ))
     .await;
@@ -219,7 +220,18 @@ async fn iconsdk_works_at_a_networks_own_address_and_channel_paths_reach_the_nod
             .unwrap();
         assert_eq!(r.status, 200, "{url}: {}", r.text());
     }
-    assert_eq!(node.requests_at(&channel), at_channel + 2);
+    // The shared listener serves the network at its host name too, at the
+    // root of the address.
+    let r = client
+        .post_with_headers(
+            format!("http://{}{channel}", dp.listen_addr()),
+            icx(2, "icx_getTotalSupply", Value::Null),
+            &[("host", "ICON.example.org:8545")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "by host name: {}", r.text());
+    assert_eq!(node.requests_at(&channel), at_channel + 3);
     // Paths that are not goloop's never reach the node.
     let before = node.total_requests();
     for url in [
