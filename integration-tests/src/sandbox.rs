@@ -1,9 +1,12 @@
 //! The sandbox: a whole Meridian deployment in one process, for a first look.
 //!
-//! Three mock EVM nodes (one 50 blocks behind, all advancing one block per
-//! second), a control plane with its sled store in a temporary directory, and
-//! data planes for regions eu, us and ap. Everything binds 127.0.0.1: free
-//! ports by default, or fixed ones from `--base-port`.
+//! One network of each chain kind Meridian serves: an EVM network on three
+//! mock EVM nodes (one 50 blocks behind) and an ICON network on two mock
+//! goloop nodes, all advancing one block per second; a control plane with
+//! its sled store in a temporary directory; and data planes for regions eu,
+//! us and ap, each also serving the ICON network at its own address (for
+//! iconsdk). Everything binds 127.0.0.1, at fixed ports from a base port
+//! (the binary's default) or at free ports (tests).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -18,10 +21,15 @@ use tokio::task::JoinHandle;
 
 use crate::harness::{NetworkSpec, control_toml_at};
 use meridian_test_kit::evm::{MockEvmNode, MockStartError};
+use meridian_test_kit::icon::{CHANNEL, MockIconNode, PRep};
 use meridian_test_kit::rpc::{RpcClient, request_body};
 
-/// The network the sandbox serves.
+/// The EVM network the sandbox serves.
 pub const NETWORK: &str = "eth-local";
+/// The ICON network the sandbox serves.
+pub const ICON_NETWORK: &str = "icon-local";
+/// The ICON network id of the sandbox's mock goloop nodes.
+pub const ICON_NID: u64 = 1;
 /// The chain id of the sandbox's mock nodes.
 pub const CHAIN_ID: u64 = 1337;
 /// How far the lagging node stays behind.
@@ -33,9 +41,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the sandbox listens.
 ///
-/// With `base_port = Some(B)`: nodes on B, B+1, B+2; the control plane's
-/// gRPC on B+10 and HTTP on B+11; data planes (eu, us, ap) on B+20..B+22,
-/// their admin listeners on B+30..B+32. `None`: free ports everywhere.
+/// With `base_port = Some(B)`: EVM nodes on B, B+1, B+2, ICON nodes on B+3,
+/// B+4; the control plane's gRPC on B+10 and HTTP on B+11; data planes (eu,
+/// us, ap) on B+20..B+22, their admin listeners on B+30..B+32, their ICON
+/// listeners on B+40..B+42. `None`: free ports everywhere.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SandboxOptions {
     /// First of the fixed ports; `None`: free ports.
@@ -57,7 +66,7 @@ impl SandboxOptions {
 /// Why the sandbox could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("--base-port {0} leaves no room for the sandbox's 33 ports")]
+    #[error("--base-port {0} leaves no room for the sandbox's 43 ports")]
     PortRange(u16),
     #[error(transparent)]
     Node(#[from] MockStartError),
@@ -69,8 +78,11 @@ pub enum SandboxError {
     ControlPlane(#[from] ControlStartError),
     #[error("data plane: {0}")]
     DataPlane(#[from] DataStartError),
-    #[error("data plane {region} did not serve {NETWORK} within {READY_TIMEOUT:?}")]
-    NotReady { region: &'static str },
+    #[error("data plane {region} did not serve {network} within {READY_TIMEOUT:?}")]
+    NotReady {
+        region: &'static str,
+        network: &'static str,
+    },
     #[error("waiting for Ctrl-C: {0}")]
     Signal(#[source] std::io::Error),
 }
@@ -86,9 +98,21 @@ pub struct SandboxNode {
     pub node: MockEvmNode,
 }
 
+/// One mock ICON node of the sandbox.
+#[derive(Debug)]
+pub struct SandboxIconNode {
+    /// Upstream id in the control plane.
+    pub id: &'static str,
+    /// Region the node is declared in.
+    pub region: &'static str,
+    /// The running mock node.
+    pub node: std::sync::Arc<MockIconNode>,
+}
+
 /// A running sandbox.
 pub struct Sandbox {
     nodes: Vec<SandboxNode>,
+    icon_nodes: Vec<SandboxIconNode>,
     control_plane: ControlPlane,
     data_planes: Vec<(&'static str, DataPlane)>,
     chain: JoinHandle<()>,
@@ -116,8 +140,30 @@ impl Sandbox {
             let node = MockEvmNode::try_start_on(options.addr(i as u16)?, height, CHAIN_ID).await?;
             nodes.push(SandboxNode { id, region, node });
         }
-        let chain = advance_heights(&nodes);
+        let mut icon_nodes = Vec::new();
+        for (i, (id, region)) in [("goloop-eu", "eu"), ("goloop-us", "us")]
+            .into_iter()
+            .enumerate()
+        {
+            let node = MockIconNode::try_start_on(options.addr(3 + i as u16)?, 5_000, ICON_NID)?;
+            node.set_preps(sandbox_preps());
+            icon_nodes.push(SandboxIconNode {
+                id,
+                region,
+                node: std::sync::Arc::new(node),
+            });
+        }
+        let chain = advance_heights(&nodes, &icon_nodes);
 
+        let mut icon = NetworkSpec::new(ICON_NETWORK)
+            .chain("icon")
+            .chain_id(ICON_NID)
+            .probe_interval_ms(500)
+            .healthy_after(2)
+            .unhealthy_after(2);
+        for n in &icon_nodes {
+            icon = icon.upstream(n.id, &n.node.url(), n.region);
+        }
         let mut network = NetworkSpec::new(NETWORK)
             .chain_id(CHAIN_ID)
             .probe_interval_ms(500)
@@ -131,7 +177,7 @@ impl Sandbox {
             options.addr(10)?,
             options.addr(11)?,
             &dir.path().join("control"),
-            &[network],
+            &[network, icon],
         );
         let config = ControlConfig::from_toml_str(&toml, Path::new("sandbox/control.toml"))?;
         let control_plane = ControlPlane::start(config).await?;
@@ -147,10 +193,12 @@ impl Sandbox {
             config.dataplane_id = format!("sandbox-{region}");
             config.listen = options.addr(20 + i as u16)?;
             config.admin_listen = options.addr(30 + i as u16)?;
+            config.network_listen = vec![(ICON_NETWORK.to_owned(), options.addr(40 + i as u16)?)];
             data_planes.push((region, DataPlane::start(config).await?));
         }
         let sandbox = Sandbox {
             nodes,
+            icon_nodes,
             control_plane,
             data_planes,
             chain,
@@ -160,26 +208,58 @@ impl Sandbox {
         Ok(sandbox)
     }
 
-    /// Waits until a read through every data plane gets a result.
+    /// Waits until a read of each network through every data plane gets a
+    /// result.
     async fn wait_serving(&self) -> Result<(), SandboxError> {
         let client = RpcClient::new();
         for (region, dp) in &self.data_planes {
-            let url = Self::url_of(dp);
-            let start = Instant::now();
-            loop {
-                let answer = client
-                    .post(&url, request_body(1, "eth_blockNumber", "[]"))
-                    .await;
-                if matches!(&answer, Ok(r) if r.status == 200 && r.handled_by().is_some()) {
-                    break;
+            for (network, url, body) in [
+                (
+                    NETWORK,
+                    Self::url_of(dp),
+                    request_body(1, "eth_blockNumber", "[]"),
+                ),
+                (
+                    ICON_NETWORK,
+                    Self::icon_url_of(dp),
+                    r#"{"jsonrpc":"2.0","id":1,"method":"icx_getLastBlock"}"#.to_owned(),
+                ),
+            ] {
+                let start = Instant::now();
+                loop {
+                    let answer = client.post(&url, body.clone()).await;
+                    if matches!(&answer, Ok(r) if r.status == 200 && r.handled_by().is_some()) {
+                        break;
+                    }
+                    if start.elapsed() > READY_TIMEOUT {
+                        return Err(SandboxError::NotReady { region, network });
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                if start.elapsed() > READY_TIMEOUT {
-                    return Err(SandboxError::NotReady { region });
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
         Ok(())
+    }
+
+    /// The ICON network at a data plane's own ICON listener, as iconsdk
+    /// takes it.
+    fn icon_url_of(dp: &DataPlane) -> String {
+        dp.network_addr(ICON_NETWORK)
+            .map(|a| format!("http://{a}/api/v3/{CHANNEL}"))
+            .unwrap_or_default()
+    }
+
+    /// The iconsdk URL of the data plane of `region`.
+    pub fn icon_url(&self, region: &str) -> Option<String> {
+        self.data_planes
+            .iter()
+            .find(|(r, _)| *r == region)
+            .map(|(_, dp)| Self::icon_url_of(dp))
+    }
+
+    /// The mock ICON nodes.
+    pub fn icon_nodes(&self) -> &[SandboxIconNode] {
+        &self.icon_nodes
     }
 
     fn url_of(dp: &DataPlane) -> String {
@@ -213,9 +293,40 @@ impl Sandbox {
         )
     }
 
+    /// A `curl` command for the ICON network through the eu data plane.
+    pub fn icon_curl_line(&self) -> String {
+        let url = self.icon_url("eu").unwrap_or_default();
+        format!(
+            "curl -si -H 'content-type: application/json' \
+             --data '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"icx_getLastBlock\"}}' {url}"
+        )
+    }
+
+    /// An iconsdk line for the ICON network through the eu data plane.
+    pub fn iconsdk_line(&self) -> String {
+        let url = self.icon_url("eu").unwrap_or_default();
+        format!(
+            "python3 -c 'from iconsdk.icon_service import IconService; \
+             from iconsdk.providers.http_provider import HTTPProvider; \
+             print(IconService(HTTPProvider(\"{url}\")).get_block(\"latest\")[\"height\"])'"
+        )
+    }
+
+    /// The `meridianctl` arguments the banner prints (after the binary).
+    pub fn meridianctl_args(&self) -> Vec<String> {
+        vec![
+            "--control-plane".to_owned(),
+            self.control_plane_url(),
+            "upstream".to_owned(),
+            "list".to_owned(),
+        ]
+    }
+
     /// What the sandbox prints once it is up.
     pub fn describe(&self) -> String {
-        let mut out = String::from("Meridian sandbox is up.\n\nMock EVM nodes (chain id 1337):\n");
+        let mut out = String::from(
+            "Meridian sandbox is up.\n\nMock EVM nodes (network eth-local, chain id 1337):\n",
+        );
         for n in &self.nodes {
             let note = if n.id.contains("lagging") {
                 format!("  ({LAG_BLOCKS} blocks behind)")
@@ -232,24 +343,42 @@ impl Sandbox {
         }
         let _ = writeln!(
             out,
+            "\nMock goloop nodes (network {ICON_NETWORK}, nid {ICON_NID}):"
+        );
+        for n in &self.icon_nodes {
+            let _ = writeln!(
+                out,
+                "  {:<16} region {:<3} {}",
+                n.id,
+                n.region,
+                n.node.url()
+            );
+        }
+        let _ = writeln!(
+            out,
             "\nControl plane:\n  gRPC (snapshots + admin)  {}\n  HTTP                      http://{}/metrics",
             self.control_plane_url(),
             self.control_plane.http_addr()
         );
-        out.push_str("\nData planes (POST JSON-RPC to /<network>):\n");
+        out.push_str(
+            "\nData planes (POST JSON-RPC to /<network>; ICON also at its own address):\n",
+        );
         for (region, dp) in &self.data_planes {
             let _ = writeln!(
                 out,
-                "  {region}  {}    admin http://{}/metrics",
+                "  {region}  {}  {}  admin http://{}/metrics",
                 Self::url_of(dp),
+                Self::icon_url_of(dp),
                 dp.admin_addr()
             );
         }
         let _ = writeln!(
             out,
-            "\nTry:\n  {}\n  cargo run -p meridian-control-plane --bin meridianctl -- --control-plane {} upstream list\n\nCtrl-C stops everything.",
+            "\nTry:\n  {}\n  {}\n  {}   (pip install iconsdk)\n  cargo run -p meridian-control-plane --bin meridianctl -- {}\n\nLogs: the planes' warnings and errors, on stderr (--log-filter info for everything).\nCtrl-C stops everything.",
             self.curl_line(),
-            self.control_plane_url()
+            self.icon_curl_line(),
+            self.iconsdk_line(),
+            self.meridianctl_args().join(" "),
         );
         out
     }
@@ -264,13 +393,17 @@ impl Sandbox {
         for n in &self.nodes {
             n.node.kill();
         }
+        for n in &self.icon_nodes {
+            n.node.kill();
+        }
     }
 }
 
 /// Moves every node's head one block per second, so heights look alive
 /// (the lagging node keeps its distance).
-fn advance_heights(nodes: &[SandboxNode]) -> JoinHandle<()> {
+fn advance_heights(nodes: &[SandboxNode], icon: &[SandboxIconNode]) -> JoinHandle<()> {
     let handles: Vec<_> = nodes.iter().map(|n| n.node.height_handle()).collect();
+    let icon: Vec<_> = icon.iter().map(|n| n.node.clone()).collect();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
@@ -279,8 +412,27 @@ fn advance_heights(nodes: &[SandboxNode]) -> JoinHandle<()> {
             for h in &handles {
                 h.advance(1);
             }
+            for n in &icon {
+                n.advance(1);
+            }
         }
     })
+}
+
+/// The P-Reps the sandbox's goloop nodes list (`getPReps`).
+fn sandbox_preps() -> Vec<PRep> {
+    ["eu", "us"]
+        .into_iter()
+        .enumerate()
+        .map(|(i, region)| PRep {
+            address: format!("hx{:040x}", i + 1),
+            name: format!("sandbox-prep-{region}"),
+            grade: "0x0".to_owned(),
+            status: "0x0".to_owned(),
+            p2p_endpoint: format!("127.0.0.1:{}", 7100 + i),
+            node_address: format!("hx{:040x}", i + 101),
+        })
+        .collect()
 }
 
 /// Starts the sandbox, prints how to use it, and runs until Ctrl-C (or

@@ -1,8 +1,10 @@
-//! The sandbox starts, every data plane serves, and its lagging node is
-//! kept out of rotation.
+//! The sandbox starts, every data plane serves both networks, its lagging
+//! node is kept out of rotation, and the lines it prints work.
 
 use meridian_integration_tests::harness::*;
-use meridian_integration_tests::sandbox::{NETWORK, REGIONS, Sandbox, SandboxOptions};
+use meridian_integration_tests::sandbox::{
+    ICON_NETWORK, NETWORK, REGIONS, Sandbox, SandboxOptions,
+};
 use meridian_proto::v1::UpstreamState;
 use meridian_test_kit::rpc::RpcClient;
 
@@ -22,7 +24,34 @@ async fn the_sandbox_serves_in_every_region() {
         assert!(text.contains(&url), "the printed text shows {url}");
         let r = client.call(&url, "eth_blockNumber").await.unwrap();
         assert_result(&r);
+        let icon = sandbox.icon_url(region).unwrap();
+        assert!(text.contains(&icon), "the printed text shows {icon}");
+        let r = client.call(&icon, "icx_getLastBlock").await.unwrap();
+        assert_result(&r);
     }
+    assert!(
+        text.contains("iconsdk") && text.contains(ICON_NETWORK),
+        "{text}"
+    );
+    // The printed meridianctl line works.
+    let args = sandbox.meridianctl_args();
+    assert!(text.contains(&args.join(" ")), "{text}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian-sandbox"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--base-port"));
+    let ctl = <meridian_control_plane::ctl::Cli as clap::Parser>::try_parse_from(
+        std::iter::once("meridianctl".to_owned()).chain(args),
+    )
+    .expect("the printed meridianctl arguments parse");
+    let listed = meridian_control_plane::ctl::run(&ctl)
+        .await
+        .expect("the printed meridianctl line works");
+    assert!(
+        listed.contains("node-eu") && listed.contains("goloop-eu"),
+        "{listed}"
+    );
     let mut admin = meridian_proto::v1::admin_service_client::AdminServiceClient::connect(
         sandbox.control_plane_url(),
     )
