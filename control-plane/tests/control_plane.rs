@@ -33,7 +33,7 @@ async fn probes_publish_and_a_stream_delivers_and_records_acks() {
     );
     // `a` cannot pass a probe until the first push has been read, so that
     // push shows it unproven however slowly the test runs.
-    a.set_fault(Fault::Http500);
+    a.set_fault(Fault::Status(500));
     let plane = ControlPlane::start(config(&text)).await.unwrap();
     assert_eq!(http_get(plane.http_addr(), "/health").await.0, 200);
     assert_eq!(http_get(plane.http_addr(), "/ready").await.0, 200);
@@ -162,7 +162,7 @@ async fn lag_wrong_chain_and_recovery_change_states() {
     assert_eq!(state_of(&snapshot(&mut admin).await, "a"), Some(S::Healthy));
 
     b.set_height(150);
-    a.set_fault(Fault::Http500);
+    a.set_fault(Fault::Status(500));
     snapshot_with(&admin, &[("b", S::Healthy), ("a", S::Failing)]).await;
     let list = admin
         .list_upstreams(proto::ListUpstreamsRequest {
@@ -331,7 +331,7 @@ async fn up_to_date_hello_gets_nothing_and_a_nack_parks_until_newer() {
     );
     // `n` cannot pass a probe until the test lets it, so every version
     // before that shows it unproven, whenever the streams read them.
-    n.set_fault(Fault::Http500);
+    n.set_fault(Fault::Status(500));
     let plane = ControlPlane::start(config(&config_text(dir.path(), None, &[("a", &a, "eu")])))
         .await
         .unwrap();
@@ -453,7 +453,7 @@ async fn bad_admin_input_is_refused_and_nothing_is_stored() {
     // `a` never passes a probe, so it stays unproven and nothing but an
     // admin call could publish while the bad calls below run.
     let a = MockEvmNode::start_with(1, 1).await;
-    a.set_fault(Fault::Http500);
+    a.set_fault(Fault::Status(500));
     let plane = ControlPlane::start(config(&config_text(dir.path(), None, &[("a", &a, "eu")])))
         .await
         .unwrap();

@@ -35,7 +35,7 @@ async fn setup() -> (DataPlane, tempfile::TempDir, Node) {
 }
 
 async fn setup_with(policy: proto::NetworkPolicy) -> (DataPlane, tempfile::TempDir, Node) {
-    let node = Node::start("a").await;
+    let node = Node::named("a").await;
     let (dp, dir) = data_plane(
         snapshot(vec![upstream("a", &node.url())], None, policy),
         |_| {},
@@ -495,7 +495,7 @@ async fn shutdown_closes_idle_connections_and_finishes_requests_in_flight() {
     idle.send(post("/eth", &call(1), "").as_bytes()).await;
     assert_answers(&idle.response().await, 1);
     // One request held at the node while shutdown starts.
-    node.set(Fault::Hold);
+    node.set_fault(Fault::Hold);
     let mut busy = Raw::connect(&dp).await;
     busy.send(post("/eth", &call(2), "").as_bytes()).await;
     eventually("the request to reach the node", || async {
@@ -543,7 +543,7 @@ async fn a_batch_of_notifications_is_a_204_without_content_length() {
     // The connection goes on.
     c.send(post("/eth", &call(1), "").as_bytes()).await;
     assert_answers(&c.response().await, 1);
-    assert_eq!(node.hits(), 2);
+    assert_eq!(node.total_requests(), 2);
     dp.shutdown().await;
 }
 
@@ -555,7 +555,7 @@ async fn a_client_that_hangs_up_cancels_its_request_upstream() {
         ..Default::default()
     })
     .await;
-    node.set(Fault::Hold);
+    node.set_fault(Fault::Hold);
     let mut c = Raw::connect(&dp).await;
     c.send(post("/eth", &call(1), "").as_bytes()).await;
     eventually("the request to reach the node", || async {

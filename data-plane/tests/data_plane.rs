@@ -8,17 +8,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test crate: failing loudly is the point
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use meridian_common::node_client::{NodeClient, NodeClientOptions, node_client};
 use meridian_common::proto;
 use meridian_common::proto::control_plane_message::Message as Outbound;
@@ -27,7 +24,6 @@ use meridian_common::proto::snapshot_service_server::{SnapshotService, SnapshotS
 use meridian_common::snapshot::{Version, content_hash};
 use meridian_data_plane::app::DataPlane;
 use meridian_data_plane::config::ProxyConfig;
-use serde_json::value::RawValue;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -128,72 +124,9 @@ impl ControlPlane {
 }
 
 // ---------------------------------------------------------------------------
-// Mock nodes
+// Mock nodes: the test kit's, named (each answers with its name).
 
-#[derive(Clone)]
-struct Node {
-    addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-    fail: Arc<AtomicBool>,
-}
-
-impl Node {
-    /// A node that answers `{"result": "<name>"}` with the request's raw id,
-    /// or HTTP 500 while `fail` is set.
-    async fn start(name: &'static str) -> Node {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let node = Node {
-            addr: listener.local_addr().unwrap(),
-            hits: Arc::default(),
-            fail: Arc::default(),
-        };
-        let (hits, fail) = (node.hits.clone(), node.fail.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (hits, fail) = (hits.clone(), fail.clone());
-                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let (hits, fail) = (hits.clone(), fail.clone());
-                    async move {
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        hits.fetch_add(1, Ordering::SeqCst);
-                        if fail.load(Ordering::SeqCst) {
-                            let mut r = Response::new(Full::new(Bytes::from_static(b"boom")));
-                            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                            return Ok::<_, Infallible>(r);
-                        }
-                        #[derive(serde::Deserialize)]
-                        struct Req<'a> {
-                            #[serde(borrow)]
-                            id: &'a RawValue,
-                        }
-                        let id = serde_json::from_slice::<Req<'_>>(&body)
-                            .map(|r| r.id.get().to_owned())
-                            .unwrap_or_else(|_| "null".into());
-                        let answer = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":"{name}"}}"#);
-                        Ok(Response::new(Full::new(Bytes::from(answer))))
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        node
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
+use meridian_test_kit::evm::{Fault, MockEvmNode as Node};
 
 // ---------------------------------------------------------------------------
 // Snapshots
@@ -308,7 +241,7 @@ async fn start_dp(cp_url: String, dir: &std::path::Path) -> DataPlane {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applies_valid_snapshots_nacks_invalid_ones_and_keeps_serving() {
     let cp = ControlPlane::start().await;
-    let a = Node::start("a").await;
+    let a = Node::named("a").await;
     let dir = tempfile::tempdir().unwrap();
     let dp = start_dp(cp.url(), dir.path()).await;
     assert_eq!(
@@ -432,7 +365,7 @@ async fn applies_valid_snapshots_nacks_invalid_ones_and_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_with_its_held_version_and_serves_from_disk_without_a_control_plane() {
     let cp = ControlPlane::start().await;
-    let a = Node::start("a").await;
+    let a = Node::named("a").await;
     let dir = tempfile::tempdir().unwrap();
     let dp = start_dp(cp.url(), dir.path()).await;
     let mut s = cp.session().await;
@@ -507,7 +440,7 @@ async fn serving(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_never_reaches_an_upstream() {
     let cp = ControlPlane::start().await;
-    let a = Node::start("a").await;
+    let a = Node::named("a").await;
     let dir = tempfile::tempdir().unwrap();
     let (dp, _s) = serving(
         &cp,
@@ -558,7 +491,7 @@ async fn bad_input_never_reaches_an_upstream() {
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(!r.headers["x-request-id"].is_empty());
 
-    assert_eq!(a.hits(), 0, "bad input reached the upstream");
+    assert_eq!(a.total_requests(), 0, "bad input reached the upstream");
     let metrics = admin(&dp, "/metrics").await.body;
     assert!(
         metrics.contains("meridian_requests_total{network=\"\",method=\"other\",status=\"404\"} 1"),
@@ -570,7 +503,7 @@ async fn bad_input_never_reaches_an_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_retried_once_and_writes_are_not() {
     let cp = ControlPlane::start().await;
-    let (a, b) = (Node::start("a").await, Node::start("b").await);
+    let (a, b) = (Node::named("a").await, Node::named("b").await);
     let refused = refusing_url().await;
     let dir = tempfile::tempdir().unwrap();
     let (dp, mut s) = serving(
@@ -605,8 +538,8 @@ async fn reads_are_retried_once_and_writes_are_not() {
     }
 
     // Two upstreams that answer 5xx: a read tries both, a write only one.
-    a.fail.store(true, Ordering::SeqCst);
-    b.fail.store(true, Ordering::SeqCst);
+    a.set_fault(Fault::Status(500));
+    b.set_fault(Fault::Status(500));
     s.send(snapshot(
         2,
         vec![
@@ -617,25 +550,29 @@ async fn reads_are_retried_once_and_writes_are_not() {
     ))
     .await;
     ack_of(s.next().await);
-    let before = a.hits() + b.hits();
+    let before = a.total_requests() + b.total_requests();
     let r = rpc(&dp, "eth_call").await;
     // Meridian is the gateway: an upstream's 5xx becomes a 502 of its own.
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
     assert_eq!(r.headers["x-meridian-tries"], "2");
     assert!(r.body.contains(r#""id":7"#), "{}", r.body);
-    assert_eq!(a.hits() + b.hits(), before + 2);
+    assert_eq!(a.total_requests() + b.total_requests(), before + 2);
 
-    let before = a.hits() + b.hits();
+    let before = a.total_requests() + b.total_requests();
     let r = rpc(&dp, "eth_sendRawTransaction").await;
     assert_eq!(r.headers["x-meridian-tries"], "1");
-    assert_eq!(a.hits() + b.hits(), before + 1, "a write was sent twice");
+    assert_eq!(
+        a.total_requests() + b.total_requests(),
+        before + 1,
+        "a write was sent twice"
+    );
     dp.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_serves_when_no_upstream_is_healthy_and_nothing_at_all_is_503() {
     let cp = ControlPlane::start().await;
-    let (a, leader) = (Node::start("a").await, Node::start("leader").await);
+    let (a, leader) = (Node::named("a").await, Node::named("leader").await);
     let dir = tempfile::tempdir().unwrap();
     let (dp, mut s) = serving(
         &cp,
@@ -651,7 +588,7 @@ async fn the_leader_serves_when_no_upstream_is_healthy_and_nothing_at_all_is_503
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.headers["x-handled-by"], "leader");
     assert!(r.body.contains(r#""result":"leader""#));
-    assert_eq!(a.hits(), 0);
+    assert_eq!(a.total_requests(), 0);
 
     s.send(snapshot(
         2,
@@ -720,7 +657,7 @@ async fn freezable_relay(target: SocketAddr) -> (SocketAddr, Arc<AtomicBool>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_control_plane_is_noticed_by_keepalive_and_traffic_goes_on() {
     let cp = ControlPlane::start().await;
-    let a = Node::start("a").await;
+    let a = Node::named("a").await;
     let (relay, frozen) = freezable_relay(cp.addr).await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = ProxyConfig::new(format!("http://{relay}"), "eu", dir.path());

@@ -31,7 +31,7 @@ fn policy() -> proto::NetworkPolicy {
 }
 
 async fn pair(policy: proto::NetworkPolicy) -> (DataPlane, tempfile::TempDir, Node, Node) {
-    let (a, b) = (Node::start("a").await, Node::start("b").await);
+    let (a, b) = (Node::named("a").await, Node::named("b").await);
     let (dp, dir) = data_plane(
         snapshot(
             vec![upstream("a", &a.url()), remote(upstream("b", &b.url()))],
@@ -66,7 +66,7 @@ async fn reads_are_retried_on_another_upstream_after_every_upstream_fault() {
         Fault::Html,
     ];
     for (i, fault) in faults.iter().enumerate() {
-        a.script([fault.clone()]);
+        a.script([*fault]);
         let r = rpc(&dp, "eth_getBalance").await;
         assert_eq!(r.status, StatusCode::OK, "{fault:?}: {}", r.body);
         assert_eq!(
@@ -75,7 +75,11 @@ async fn reads_are_retried_on_another_upstream_after_every_upstream_fault() {
         );
         assert_eq!(r.header("x-handled-by"), "b", "{fault:?}");
         assert_eq!(r.header("x-meridian-tries"), "2", "{fault:?}");
-        assert_eq!((a.hits(), b.hits()), (i + 1, i + 1), "{fault:?}");
+        assert_eq!(
+            (a.total_requests(), b.total_requests()),
+            (i as u64 + 1, i as u64 + 1),
+            "{fault:?}"
+        );
     }
     assert_eq!(
         metric(&dp, "meridian_retries_total{network=\"eth\"}").await,
@@ -96,13 +100,13 @@ async fn a_node_that_hangs_forever_times_out_and_the_read_is_retried() {
         ..policy()
     })
     .await;
-    a.set(Fault::Hang);
+    a.set_fault(Fault::Hang);
     let r = rpc(&dp, "eth_call").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.header("x-handled-by"), "b");
     assert_eq!(r.header("x-meridian-tries"), "2");
     // Both hang: the deadline answers, 504.
-    b.set(Fault::Hang);
+    b.set_fault(Fault::Hang);
     let r = rpc(&dp, "eth_call").await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.body);
     assert_eq!(r.json()["id"], 7);
@@ -117,12 +121,12 @@ async fn a_slow_read_is_hedged_and_the_first_answer_wins() {
         ..policy()
     })
     .await;
-    a.set(Fault::Slow(Duration::from_secs(30)));
+    a.set_fault(Fault::Delay(Duration::from_secs(30)));
     let r = rpc(&dp, "eth_getLogs").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.header("x-handled-by"), "b");
     assert_eq!(r.header("x-meridian-tries"), "2");
-    assert_eq!((a.hits(), b.hits()), (1, 1));
+    assert_eq!((a.total_requests(), b.total_requests()), (1, 1));
     assert_eq!(
         metric(&dp, "meridian_hedges_fired_total{network=\"eth\"}").await,
         1.0
@@ -142,11 +146,11 @@ async fn a_slow_read_is_hedged_and_the_first_answer_wins() {
     })
     .await;
     // A write is never hedged.
-    a.set(Fault::Slow(Duration::from_millis(500)));
+    a.set_fault(Fault::Delay(Duration::from_millis(500)));
     let r = post(&dp, "/eth", SEND, &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.header("x-handled-by"), "a");
-    assert_eq!(b.hits(), 1, "a write was hedged");
+    assert_eq!(b.total_requests(), 1, "a write was hedged");
     dp.shutdown().await;
 }
 
@@ -162,7 +166,7 @@ async fn the_hedge_delay_can_follow_the_observed_p95() {
     .await;
     // While `a` builds its p95, one call in twenty is slower than it by
     // definition and may be hedged: `b` is made too slow to win those.
-    b.set(Fault::Slow(Duration::from_secs(300)));
+    b.set_fault(Fault::Delay(Duration::from_secs(300)));
     for _ in 0..30 {
         assert_eq!(rpc(&dp, "eth_call").await.header("x-handled-by"), "a");
     }
@@ -170,8 +174,8 @@ async fn the_hedge_delay_can_follow_the_observed_p95() {
         metric(&dp, "meridian_hedges_won_total{network=\"eth\"}").await,
         0.0
     );
-    b.set(Fault::None);
-    a.set(Fault::Slow(Duration::from_secs(300)));
+    b.set_fault(Fault::None);
+    a.set_fault(Fault::Delay(Duration::from_secs(300)));
     let r = rpc(&dp, "eth_call").await;
     assert_eq!(r.header("x-handled-by"), "b", "{}", r.body);
     assert_eq!(
@@ -194,20 +198,20 @@ async fn writes_are_never_sent_twice_by_a_retry() {
         (Fault::Truncated, StatusCode::BAD_GATEWAY),
         (Fault::WrongId, StatusCode::BAD_GATEWAY),
     ] {
-        let (ha, hb) = (a.hits(), b.hits());
-        a.script([fault.clone()]);
+        let (ha, hb) = (a.total_requests(), b.total_requests());
+        a.script([fault]);
         let r = post(&dp, "/eth", SEND, &[]).await;
         assert_eq!(r.status, status, "{fault:?}: {}", r.body);
         assert_eq!(r.header("x-meridian-tries"), "1", "{fault:?}");
         assert_eq!(
-            (a.hits(), b.hits()),
+            (a.total_requests(), b.total_requests()),
             (ha + 1, hb),
             "{fault:?}: the write was sent twice"
         );
         holds_for(
             &format!("{fault:?}: no late copy of the write"),
             STRAY_COPY_WAIT,
-            || async { (a.hits(), b.hits()) == (ha + 1, hb) },
+            || async { (a.total_requests(), b.total_requests()) == (ha + 1, hb) },
         )
         .await;
     }
@@ -217,19 +221,23 @@ async fn writes_are_never_sent_twice_by_a_retry() {
         r#"[{{"jsonrpc":"2.0","id":"r","method":"eth_call"}},{}]"#,
         SEND.replace(r#""id":1"#, r#""id":"w""#)
     );
-    let (ha, hb) = (a.hits(), b.hits());
+    let (ha, hb) = (a.total_requests(), b.total_requests());
     let r = post(&dp, "/eth", &batch, &[]).await;
     let answers = r.json();
     assert_eq!(answers[0]["result"], "b", "{}", r.body);
     assert_eq!(answers[1]["error"]["code"], -32002, "{}", r.body);
     assert_eq!(answers[1]["id"], "w");
-    assert_eq!(a.hits() + b.hits(), ha + hb + 3, "read twice, write once");
+    assert_eq!(
+        a.total_requests() + b.total_requests(),
+        ha + hb + 3,
+        "read twice, write once"
+    );
     dp.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_that_never_left_goes_elsewhere_and_a_hung_write_is_not_retried() {
-    let b = Node::start("b").await;
+    let b = Node::named("b").await;
     let refused = refusing_url().await;
     let (dp, _dir) = data_plane(
         snapshot(
@@ -247,7 +255,7 @@ async fn a_write_that_never_left_goes_elsewhere_and_a_hung_write_is_not_retried(
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.header("x-handled-by"), "b");
     assert_eq!(r.header("x-meridian-tries"), "2");
-    assert_eq!(b.hits(), 1);
+    assert_eq!(b.total_requests(), 1);
     dp.shutdown().await;
 
     let (dp, _dir, a, b) = pair(proto::NetworkPolicy {
@@ -255,10 +263,10 @@ async fn a_write_that_never_left_goes_elsewhere_and_a_hung_write_is_not_retried(
         ..policy()
     })
     .await;
-    a.set(Fault::Hang);
+    a.set_fault(Fault::Hang);
     let r = post(&dp, "/eth", SEND, &[]).await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.body);
-    assert_eq!((a.hits(), b.hits()), (1, 0));
+    assert_eq!((a.total_requests(), b.total_requests()), (1, 0));
     dp.shutdown().await;
 }
 
@@ -273,28 +281,28 @@ async fn broadcast_writes_reach_each_write_upstream_once_and_already_known_is_su
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.json()["result"].is_string(), "{}", r.body);
     eventually("both upstreams to get the write", || async {
-        a.hits() == 1 && b.hits() == 1
+        a.total_requests() == 1 && b.total_requests() == 1
     })
     .await;
 
     // One node already has it, the other answers 500: "already known" answers.
-    a.set(Fault::AlreadyKnown);
-    b.set(Fault::Status(500));
+    a.set_fault(ALREADY_KNOWN);
+    b.set_fault(Fault::Status(500));
     let r = post(&dp, "/eth", SEND, &[]).await;
     assert_eq!(r.json()["error"]["message"], "already known", "{}", r.body);
     assert_eq!(r.header("x-handled-by"), "a");
     eventually("each to get it once more", || async {
-        a.hits() == 2 && b.hits() == 2
+        a.total_requests() == 2 && b.total_requests() == 2
     })
     .await;
     // Reads are not broadcast: one node gets the read, and no copy reaches
     // the other (copies are sent in the background, so watch for a while).
-    a.set(Fault::None);
+    a.set_fault(Fault::None);
     let r = rpc(&dp, "eth_call").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(a.hits() + b.hits(), 5);
+    assert_eq!(a.total_requests() + b.total_requests(), 5);
     holds_for("no copy of the read", STRAY_COPY_WAIT, || async {
-        a.hits() + b.hits() == 5
+        a.total_requests() + b.total_requests() == 5
     })
     .await;
     dp.shutdown().await;
@@ -307,13 +315,13 @@ async fn consecutive_failures_eject_locally_and_a_trial_brings_the_upstream_back
         ..policy()
     })
     .await;
-    a.set(Fault::Status(502));
+    a.set_fault(Fault::Status(502));
     for _ in 0..3 {
         let r = rpc(&dp, "eth_call").await;
         assert_eq!(r.header("x-handled-by"), "b");
         assert_eq!(r.header("x-meridian-tries"), "2");
     }
-    assert_eq!(a.hits(), 3);
+    assert_eq!(a.total_requests(), 3);
     let ejections = "meridian_upstream_ejections_total{network=\"eth\",upstream=\"a\"}";
     assert_eq!(metric(&dp, ejections).await, 1.0);
     assert_eq!(
@@ -327,7 +335,7 @@ async fn consecutive_failures_eject_locally_and_a_trial_brings_the_upstream_back
     // Ejected: reads go straight to b.
     let r = rpc(&dp, "eth_call").await;
     assert_eq!(r.header("x-meridian-tries"), "1");
-    assert_eq!(a.hits(), 3);
+    assert_eq!(a.total_requests(), 3);
 
     // After the cool-down one trial goes to a; it fails: ejected again
     // (for twice as long).
@@ -336,10 +344,10 @@ async fn consecutive_failures_eject_locally_and_a_trial_brings_the_upstream_back
         metric(&dp, ejections).await == 2.0
     })
     .await;
-    assert_eq!(a.hits(), 4, "exactly one trial");
+    assert_eq!(a.total_requests(), 4, "exactly one trial");
 
     // a recovers: the next trial succeeds and a is back in rotation.
-    a.set(Fault::None);
+    a.set_fault(Fault::None);
     eventually("a to be back", || async {
         rpc(&dp, "eth_call").await.header("x-handled-by") == "a"
     })
@@ -362,7 +370,7 @@ async fn consecutive_failures_eject_locally_and_a_trial_brings_the_upstream_back
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_everything_ejected_the_leader_serves_then_the_ejected_as_a_last_resort() {
-    let (a, leader) = (Node::start("a").await, Node::start("leader").await);
+    let (a, leader) = (Node::named("a").await, Node::named("leader").await);
     let p = proto::NetworkPolicy {
         eject_after_failures: 1,
         ..policy()
@@ -376,18 +384,18 @@ async fn with_everything_ejected_the_leader_serves_then_the_ejected_as_a_last_re
         |_| {},
     )
     .await;
-    a.set(Fault::Status(500));
+    a.set_fault(Fault::Status(500));
     let r = rpc(&dp, "eth_call").await;
     assert_eq!(r.header("x-handled-by"), "leader");
     assert_eq!(r.header("x-meridian-tries"), "2");
     let r = rpc(&dp, "eth_call").await;
     assert_eq!(r.header("x-handled-by"), "leader");
     assert_eq!(r.header("x-meridian-tries"), "1");
-    assert_eq!(a.hits(), 1);
+    assert_eq!(a.total_requests(), 1);
     dp.shutdown().await;
 
     // No leader: the ejected upstream is tried rather than failing.
-    let a = Node::start("a").await;
+    let a = Node::named("a").await;
     let (dp, _dir) = data_plane(snapshot(vec![upstream("a", &a.url())], None, p), |_| {}).await;
     a.script([Fault::Status(500)]);
     let r = rpc(&dp, "eth_call").await;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use support::*;
 
 async fn setup() -> (meridian_data_plane::app::DataPlane, tempfile::TempDir, Node) {
-    let node = Node::start("a").await;
+    let node = Node::named("a").await;
     let (dp, dir) = data_plane(
         snapshot(
             vec![upstream("a", &node.url())],
@@ -63,11 +63,11 @@ async fn a_notification_gets_no_response_but_reaches_the_node() {
         r#"{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}"#,
         r#"{"jsonrpc": "2.0", "method": "foobar"}"#,
     ] {
-        let before = node.hits();
+        let before = node.total_requests();
         let r = post(&dp, "/eth", body, &[]).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT);
         assert_eq!(r.body, "");
-        assert_eq!(node.hits(), before + 1);
+        assert_eq!(node.total_requests(), before + 1);
     }
     // `"id": null` is a call, not a notification.
     let r = post(
@@ -99,7 +99,7 @@ async fn errors_for_a_missing_method_invalid_json_and_invalid_requests() {
         r.json(),
         json!({"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "1"})
     );
-    let hits = node.hits();
+    let hits = node.total_requests();
 
     // Invalid JSON.
     let r = post(
@@ -160,7 +160,11 @@ async fn errors_for_a_missing_method_invalid_json_and_invalid_requests() {
         }
         assert_eq!(r.header("x-rejected-by"), "json");
     }
-    assert_eq!(node.hits(), hits, "nothing invalid reached the node");
+    assert_eq!(
+        node.total_requests(),
+        hits,
+        "nothing invalid reached the node"
+    );
     dp.shutdown().await;
 }
 

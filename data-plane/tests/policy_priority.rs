@@ -13,7 +13,7 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_methods_never_reach_an_upstream() {
-    let a = Node::start("a").await;
+    let a = Node::named("a").await;
     let (dp, _dir) = data_plane(
         snapshot(
             vec![upstream("a", &a.url())],
@@ -44,7 +44,7 @@ async fn denied_methods_never_reach_an_upstream() {
     .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(r.header("x-rejected-by"), "method");
-    assert_eq!(a.hits(), 0);
+    assert_eq!(a.total_requests(), 0);
 
     // In a batch only the denied element is refused.
     let r = post(
@@ -69,9 +69,9 @@ async fn denied_methods_never_reach_an_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_split_reads_writes_and_archive_reads() {
     let (reader, writer, archive) = (
-        Node::start("reader").await,
-        Node::start("writer").await,
-        Node::start("archive").await,
+        Node::named("reader").await,
+        Node::named("writer").await,
+        Node::named("archive").await,
     );
     let (dp, _dir) = data_plane(
         snapshot(
@@ -105,7 +105,11 @@ async fn roles_split_reads_writes_and_archive_reads() {
         .await;
         assert_eq!(r.header("x-handled-by"), "writer");
     }
-    assert_eq!(writer.hits(), 10, "a write-only upstream never gets reads");
+    assert_eq!(
+        writer.total_requests(),
+        10,
+        "a write-only upstream never gets reads"
+    );
     let r = post(&dp, "/eth/archive", &balance("latest"), &[]).await;
     assert_eq!(r.header("x-handled-by"), "archive");
     // Head is 1000: block 0x10 is far behind, 0x3e0 (992) is recent.
@@ -137,7 +141,7 @@ async fn roles_split_reads_writes_and_archive_reads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_track_overtakes_a_queue_of_low_when_saturated() {
-    let a = Node::start("a").await;
+    let a = Node::named("a").await;
     let (dp, _dir) = data_plane(
         snapshot(
             vec![upstream("a", &a.url())],
@@ -162,7 +166,7 @@ async fn fast_track_overtakes_a_queue_of_low_when_saturated() {
             post(&dp, "/eth", &body, headers).await
         })
     };
-    a.set(Fault::Hold);
+    a.set_fault(Fault::Hold);
     let held = send("held", &[]);
     eventually("the slot to be taken", || async { a.held() == 1 }).await;
     let mut lows = Vec::new();
@@ -219,7 +223,7 @@ async fn fast_track_overtakes_a_queue_of_low_when_saturated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queues_and_long_waits_are_503_from_the_queue() {
-    let a = Node::start("a").await;
+    let a = Node::named("a").await;
     let (dp, _dir) = data_plane(
         snapshot(
             vec![upstream("a", &a.url())],
@@ -237,7 +241,7 @@ async fn full_queues_and_long_waits_are_503_from_the_queue() {
     )
     .await;
     let dp = std::sync::Arc::new(dp);
-    a.set(Fault::Hold);
+    a.set_fault(Fault::Hold);
     let d = dp.clone();
     let held = tokio::spawn(async move { rpc(&d, "eth_call").await });
     eventually("the slot to be taken", || async { a.held() == 1 }).await;
@@ -289,7 +293,7 @@ async fn full_queues_and_long_waits_are_503_from_the_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_waits_in_the_queue_at_most_max_queue_wait_ms() {
-    let a = Node::start("a").await;
+    let a = Node::named("a").await;
     let (dp, _dir) = data_plane(
         snapshot(
             vec![upstream("a", &a.url())],
@@ -306,7 +310,7 @@ async fn a_request_waits_in_the_queue_at_most_max_queue_wait_ms() {
     )
     .await;
     let dp = std::sync::Arc::new(dp);
-    a.set(Fault::Hold);
+    a.set_fault(Fault::Hold);
     let d = dp.clone();
     let held = tokio::spawn(async move { rpc(&d, "eth_call").await });
     eventually("the slot to be taken", || async { a.held() == 1 }).await;

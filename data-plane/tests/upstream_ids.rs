@@ -38,8 +38,8 @@ fn in_region(mut u: proto::Upstream, region: &str) -> proto::Upstream {
 }
 
 async fn one_node() -> (DataPlane, tempfile::TempDir, Node) {
-    let node = Node::start("a").await;
-    node.set(Fault::LossyIds);
+    let node = Node::named("a").await;
+    node.set_fault(Fault::LossyIds);
     let (dp, dir) = data_plane(
         snapshot(
             vec![upstream("a", &node.url())],
@@ -190,8 +190,8 @@ async fn a_mixed_batch_gets_every_id_back_in_order() {
 /// Upstream `a` in the data plane's region, `b` elsewhere: `a` is tried
 /// first, `b` retries and hedges. Both write ids back as floats.
 async fn pair(policy: proto::NetworkPolicy) -> (DataPlane, tempfile::TempDir, Node, Node) {
-    let (a, b) = (Node::start("a").await, Node::start("b").await);
-    b.set(Fault::LossyIds);
+    let (a, b) = (Node::named("a").await, Node::named("b").await);
+    b.set_fault(Fault::LossyIds);
     let (dp, dir) = data_plane(
         snapshot(
             vec![
@@ -238,7 +238,7 @@ async fn retries_hedges_and_broadcasts_keep_the_clients_id() {
         ..Default::default()
     })
     .await;
-    a.set(Fault::Slow(Duration::from_secs(30)));
+    a.set_fault(Fault::Delay(Duration::from_secs(30)));
     let r = post(&dp, "/eth", &call(id, "eth_call", 2), &[]).await;
     assert_eq!(r.header("x-handled-by"), "b", "{}", r.body);
     assert_eq!(raw_ids(&r.body), [id]);
@@ -256,7 +256,7 @@ async fn retries_hedges_and_broadcasts_keep_the_clients_id() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(raw_ids(&r.body), [id]);
     eventually("both copies of the write", || async {
-        a.hits() == 1 && b.hits() == 1
+        a.total_requests() == 1 && b.total_requests() == 1
     })
     .await;
     for node in [&a, &b] {

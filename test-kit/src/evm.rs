@@ -9,6 +9,12 @@
 //!
 //! Every call is counted per method, so a test can prove how many probes a
 //! node saw (hysteresis) or that a refused client request never reached it.
+//!
+//! A *named* node ([`MockEvmNode::named`]) answers every `eth_`, `net_`,
+//! `web3_`, `debug_` and `admin_` call with its own name as the result, so
+//! a request-path test sees at once which upstream answered. Every node
+//! also answers the JSON-RPC 2.0 specification's examples (`subtract`,
+//! `sum`, `get_data`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,9 +33,14 @@ const HEAD_METHOD: &str = "eth_blockNumber";
 /// control plane's finality probe, apart from clients' block reads.
 pub const FINALIZED_PROBE: &str = "eth_getBlockByNumber(finalized)";
 
+/// The fault of a node that already has the transaction (geth's words).
+pub const ALREADY_KNOWN: Fault = Fault::RpcError(-32000, "already known");
+
 /// The chain state of a mock EVM node.
 #[derive(Debug)]
 pub struct EvmChain {
+    /// Answers every common call with this name ([`MockEvmNode::named`]).
+    name: Option<&'static str>,
     height: Arc<AtomicU64>,
     chain_id: AtomicU64,
     /// Answered to `eth_getBlockByNumber("finalized")`; 0: `null`.
@@ -72,6 +83,20 @@ impl MockEvmNode {
         MockEvmNode {
             server: MockServer::start(EvmChain::new(height, chain_id)),
         }
+    }
+
+    /// Starts a node that answers every common call with `name`.
+    pub async fn named(name: &'static str) -> MockEvmNode {
+        let mut chain = EvmChain::new(100, 1337);
+        chain.name = Some(name);
+        MockEvmNode {
+            server: MockServer::start(chain),
+        }
+    }
+
+    /// The node's name ([`MockEvmNode::named`]), if it has one.
+    pub fn name(&self) -> Option<&'static str> {
+        self.chain().name
     }
 
     /// Starts a node on `addr` (port 0 allowed).
@@ -188,6 +213,21 @@ impl MockEvmNode {
         self.server.release();
     }
 
+    /// The next requests answer like `faults`, in order.
+    pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.server.script(faults);
+    }
+
+    /// Requests held right now by [`Fault::Hold`].
+    pub fn held(&self) -> u64 {
+        self.server.held()
+    }
+
+    /// Every call received, in order, as `method:id:params`.
+    pub fn calls(&self) -> Vec<String> {
+        self.server.calls()
+    }
+
     /// Stops listening and drops every open connection, so clients see
     /// connection refused / reset. Counters and settings are kept.
     pub fn kill(&self) {
@@ -208,6 +248,7 @@ impl MockEvmNode {
 impl EvmChain {
     fn new(height: u64, chain_id: u64) -> Self {
         Self {
+            name: None,
             height: Arc::new(AtomicU64::new(height)),
             chain_id: AtomicU64::new(chain_id),
             finalized: AtomicU64::new(0),
@@ -221,6 +262,23 @@ impl EvmChain {
 impl MockChain for EvmChain {
     fn answer(&self, call: &Call<'_>, counts: &Counts) -> Answer {
         let method = call.method();
+        if let Some(result) = spec_example(method, call.params) {
+            counts.count(method);
+            return call.result(&result);
+        }
+        if let Some(name) = self.name {
+            counts.count(if method.is_empty() {
+                INVALID_BODY
+            } else {
+                method
+            });
+            const COMMON: [&str; 5] = ["eth_", "net_", "web3_", "debug_", "admin_"];
+            return if COMMON.iter().any(|p| method.starts_with(p)) {
+                call.result(&serde_json::Value::String(name.to_owned()).to_string())
+            } else {
+                call.error(-32601, "Method not found")
+            };
+        }
         if method == HEAD_METHOD {
             // Read under the counter's lock: see `set_height_at`.
             let height = counts.count_then(HEAD_METHOD, || self.height.load(Ordering::SeqCst));
@@ -284,6 +342,24 @@ impl MockChain for EvmChain {
         };
         call.result(&result)
     }
+}
+
+/// The JSON-RPC 2.0 specification's example methods.
+fn spec_example(method: &str, params: Option<&serde_json::value::RawValue>) -> Option<String> {
+    let p: serde_json::Value = params
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .unwrap_or_default();
+    let n = |v: &serde_json::Value| v.as_i64().unwrap_or(0);
+    Some(match method {
+        "subtract" if p.is_array() => (n(&p[0]) - n(&p[1])).to_string(),
+        "subtract" => (n(&p["minuend"]) - n(&p["subtrahend"])).to_string(),
+        "sum" => p
+            .as_array()
+            .map_or(0, |a| a.iter().map(n).sum::<i64>())
+            .to_string(),
+        "get_data" => r#"["hello",5]"#.to_owned(),
+        _ => return None,
+    })
 }
 
 fn quantity(n: u64) -> String {
@@ -385,7 +461,7 @@ mod tests {
     async fn faults_are_injected() {
         let node = MockEvmNode::start().await;
         let client = RpcClient::new();
-        node.set_fault(Fault::Http500);
+        node.set_fault(Fault::Status(500));
         assert_eq!(
             client
                 .call(&node.url(), "eth_blockNumber")

@@ -1,12 +1,13 @@
 //! The HTTP side of every mock node: a listener on 127.0.0.1, JSON-RPC
 //! single calls and batches handed to the chain's [`MockChain`] one call at
-//! a time, ids echoed byte for byte (`RawValue`), every call counted per
-//! method, faults injected on demand, and [`MockServer::kill`] closing the
-//! listener *and* every open connection (the way a crashed node looks to a
-//! pooled client) with [`MockServer::restart`] listening again on the same
-//! port.
+//! a time, ids echoed byte for byte (`RawValue`; notifications get no
+//! answer), every call counted per method and logged, faults injected for
+//! every request or scripted request by request, and [`MockServer::kill`]
+//! closing the listener *and* every open connection (the way a crashed node
+//! looks to a pooled client) with [`MockServer::restart`] listening again on
+//! the same port.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,32 +16,51 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
 /// The method name counted for bodies that are not JSON-RPC at all.
 pub const INVALID_BODY: &str = "<invalid>";
 
-/// A fault the mock node injects into every HTTP request until cleared.
+/// How the mock node answers a request: set for every request
+/// ([`MockServer::set_fault`]) or scripted request by request
+/// ([`MockServer::script`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Fault {
     /// Answer normally.
     #[default]
     None,
-    /// Answer HTTP 500 with a plain-text body.
-    Http500,
+    /// Answer this HTTP status with an HTML page.
+    Status(u16),
     /// Never answer (the connection stays open).
     Hang,
+    /// Wait until [`MockServer::release`], then answer normally.
+    Hold,
     /// Answer HTTP 200 with a body that is not JSON.
     Malformed,
+    /// Answer HTTP 200 with the good answer cut in half.
+    Truncated,
+    /// Send the head and half the body, then break the connection.
+    ResetMidBody,
+    /// Answer HTTP 200 with a valid answer to another id.
+    WrongId,
+    /// Answer HTTP 200 with an HTML page (a maintenance page).
+    Html,
+    /// Answer the first call with this JSON-RPC error.
+    RpcError(i64, &'static str),
+    /// Good answers, but every numeric id written back as a float (`0` →
+    /// `0.0`), the way nodes that read ids into a double do (ganache loses
+    /// the precision of big numbers this way).
+    LossyIds,
     /// Answer normally after this delay.
     Delay(Duration),
 }
@@ -65,12 +85,24 @@ pub struct Call<'a> {
     pub method: Option<String>,
     #[serde(borrow, default)]
     pub params: Option<&'a RawValue>,
+    /// The id is written back as a float ([`Fault::LossyIds`]).
+    #[serde(skip)]
+    lossy: bool,
 }
 
 impl Call<'_> {
-    /// The id's raw JSON, `null` when absent.
-    pub fn id(&self) -> &str {
-        self.id.map_or("null", RawValue::get)
+    /// The id's raw JSON as the node writes it back, `null` when absent.
+    pub fn id(&self) -> String {
+        let raw = self.id.map_or("null", RawValue::get);
+        match serde_json::from_str::<f64>(raw) {
+            Ok(f) if self.lossy => format!("{f:?}"),
+            _ => raw.to_owned(),
+        }
+    }
+
+    /// A notification (no `id` member) gets no answer.
+    pub fn is_notification(&self) -> bool {
+        self.id.is_none()
     }
 
     /// The method, empty when absent.
@@ -185,10 +217,15 @@ struct Shared<C> {
     /// HTTP requests per path.
     paths: Counts,
     total: AtomicU64,
+    /// Applies when the script is empty.
     fault: Mutex<Fault>,
-    /// While true, requests are read but not answered (see
-    /// [`MockServer::hold`]).
-    held: watch::Sender<bool>,
+    /// Applied to the next requests, one each, in order.
+    script: Mutex<VecDeque<Fault>>,
+    /// Every call received, in arrival order: `method:id:params`.
+    calls: Mutex<Vec<String>>,
+    /// Requests waiting in [`Fault::Hold`].
+    held: AtomicU64,
+    released: Notify,
 }
 
 /// A running (or killed) mock node serving chain `C`. Dropping it stops it.
@@ -210,7 +247,10 @@ impl<C: MockChain> MockServer<C> {
             paths: Counts::default(),
             total: AtomicU64::new(0),
             fault: Mutex::new(Fault::None),
-            held: watch::Sender::new(false),
+            script: Mutex::new(VecDeque::new()),
+            calls: Mutex::new(Vec::new()),
+            held: AtomicU64::new(0),
+            released: Notify::new(),
         });
         let listener = bind(addr)?;
         let addr = listener
@@ -257,24 +297,38 @@ impl<C: MockChain> MockServer<C> {
     /// Injects `fault` into every request from now on ([`Fault::None`]
     /// clears it).
     pub fn set_fault(&self, fault: Fault) {
-        *self
-            .shared
-            .fault
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = fault;
+        *lock(&self.shared.fault) = fault;
     }
 
-    /// Holds every answer from now on: requests are read and counted but
-    /// not answered, so a probe of this node can neither pass nor fail
-    /// (with a probe timeout longer than the test), which freezes what the
-    /// prober knows of it.
+    /// The next requests answer like `faults`, one each, in order; then
+    /// the fault set with [`MockServer::set_fault`] applies again.
+    pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
+        lock(&self.shared.script).extend(faults);
+    }
+
+    /// Holds every answer from now on ([`Fault::Hold`]): requests are read
+    /// and counted but not answered, so a probe of this node can neither
+    /// pass nor fail (with a probe timeout longer than the test), which
+    /// freezes what the prober knows of it.
     pub fn hold(&self) {
-        self.shared.held.send_replace(true);
+        self.set_fault(Fault::Hold);
     }
 
-    /// Answers the held requests and every one after.
+    /// Answers every held request, and every one after normally.
     pub fn release(&self) {
-        self.shared.held.send_replace(false);
+        self.set_fault(Fault::None);
+        self.shared.released.notify_waiters();
+    }
+
+    /// Requests held right now.
+    pub fn held(&self) -> u64 {
+        self.shared.held.load(Ordering::SeqCst)
+    }
+
+    /// Every call received so far, in arrival order, as
+    /// `method:id:params` (`-` for an absent id or params).
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.shared.calls).clone()
     }
 
     /// HTTP requests received so far (whatever their body).
@@ -370,56 +424,144 @@ async fn accept_loop<C: MockChain>(listener: TcpListener, shared: Arc<Shared<C>>
 async fn handle<C: MockChain>(
     req: Request<Incoming>,
     shared: Arc<Shared<C>>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Body>, Infallible> {
     shared.total.fetch_add(1, Ordering::SeqCst);
     shared.paths.count(req.uri().path());
     if !shared.chain.serves_path(req.uri().path()) {
-        return Ok(plain(StatusCode::NOT_FOUND, "no JSON-RPC here"));
+        return Ok(plain(StatusCode::NOT_FOUND, "no JSON-RPC here".into()));
     }
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return Ok(plain(StatusCode::BAD_REQUEST, "unreadable body")),
+        Err(_) => return Ok(plain(StatusCode::BAD_REQUEST, "unreadable body".into())),
     };
-    let answer = answer(&body, &shared);
-    // The sender lives in `shared`, so the channel cannot close here.
-    let _ = shared.held.subscribe().wait_for(|held| !held).await;
-    let fault = *shared.fault.lock().unwrap_or_else(PoisonError::into_inner);
-    match fault {
-        Fault::None => {}
-        Fault::Http500 => return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "mock fault")),
-        Fault::Hang => std::future::pending::<()>().await,
-        Fault::Malformed => return Ok(json(StatusCode::OK, b"{\"jsonrpc\": oops".to_vec())),
-        Fault::Delay(d) => tokio::time::sleep(d).await,
-    }
-    Ok(match answer {
+    let fault = lock(&shared.script)
+        .pop_front()
+        .unwrap_or_else(|| *lock(&shared.fault));
+    let answer = answer(&body, &shared, fault == Fault::LossyIds);
+    let good = |answer: Option<(StatusCode, Vec<u8>)>| match answer {
         Some((status, body)) => json(status, body),
-        None => plain(StatusCode::BAD_REQUEST, "not JSON-RPC"),
+        None => plain(StatusCode::BAD_REQUEST, "not JSON-RPC".into()),
+    };
+    Ok(match fault {
+        Fault::None | Fault::LossyIds => good(answer),
+        Fault::Delay(d) => {
+            tokio::time::sleep(d).await;
+            good(answer)
+        }
+        Fault::Status(status) => plain(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "<html><body>mock fault</body></html>".into(),
+        ),
+        Fault::Html => plain(
+            StatusCode::OK,
+            "<html><body>maintenance</body></html>".into(),
+        ),
+        Fault::Hang => std::future::pending().await,
+        Fault::Hold => {
+            // Counted while held, and no longer once answered or dropped
+            // (the node's client went away).
+            struct Held<'a>(&'a AtomicU64);
+            impl Drop for Held<'_> {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            let released = shared.released.notified();
+            shared.held.fetch_add(1, Ordering::SeqCst);
+            let _held = Held(&shared.held);
+            released.await;
+            good(answer)
+        }
+        Fault::Malformed => json(StatusCode::OK, b"{\"jsonrpc\": oops".to_vec()),
+        Fault::Truncated => {
+            let (_, body) = answer.unwrap_or_default();
+            json(StatusCode::OK, body[..body.len() / 2].to_vec())
+        }
+        Fault::WrongId => json(
+            StatusCode::OK,
+            br#"{"jsonrpc":"2.0","id":"someone-else","result":"x"}"#.to_vec(),
+        ),
+        Fault::RpcError(code, message) => {
+            let call = serde_json::from_slice::<Call<'_>>(&body).ok();
+            let id = call.as_ref().map_or_else(|| "null".to_owned(), Call::id);
+            json(
+                StatusCode::OK,
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{}}}}}"#,
+                    serde_json::Value::String(message.to_owned())
+                )
+                .into_bytes(),
+            )
+        }
+        Fault::ResetMidBody => {
+            let (_, body) = answer.unwrap_or_default();
+            let half = Bytes::from(body[..body.len() / 2].to_vec());
+            let frames: Vec<Result<Frame<Bytes>, std::io::Error>> =
+                vec![Ok(Frame::data(half)), Err(std::io::Error::other("reset"))];
+            let mut r = Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed());
+            r.headers_mut()
+                .insert(http::header::CONTENT_LENGTH, body.len().into());
+            r
+        }
     })
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Logs every call of `calls` as `method:id:params`.
+fn log_calls<C>(shared: &Shared<C>, calls: &[Call<'_>]) {
+    let shown = |v: Option<&RawValue>| v.map_or_else(|| "-".to_owned(), |v| v.get().to_owned());
+    let mut log = lock(&shared.calls);
+    for c in calls {
+        log.push(format!(
+            "{}:{}:{}",
+            c.method.as_deref().unwrap_or("?"),
+            shown(c.id),
+            shown(c.params)
+        ));
+    }
+}
+
 /// Counts the calls in `body` and builds the answer; `None` if the body is
-/// not a JSON-RPC call or batch.
-fn answer<C: MockChain>(body: &[u8], shared: &Shared<C>) -> Option<(StatusCode, Vec<u8>)> {
+/// not a JSON-RPC call or batch. Notifications get no answer (a batch of
+/// only notifications, or a single one: an empty body).
+fn answer<C: MockChain>(
+    body: &[u8],
+    shared: &Shared<C>,
+    lossy: bool,
+) -> Option<(StatusCode, Vec<u8>)> {
     let trimmed = body.trim_ascii_start();
     if trimmed.first() == Some(&b'[') {
-        let Ok(calls) = serde_json::from_slice::<Vec<Call<'_>>>(body) else {
+        let Ok(mut calls) = serde_json::from_slice::<Vec<Call<'_>>>(body) else {
             shared.counts.count(INVALID_BODY);
             return None;
         };
+        log_calls(shared, &calls);
         let answers: Vec<String> = calls
-            .iter()
-            .map(|c| shared.chain.answer(c, &shared.counts).text)
+            .iter_mut()
+            .filter_map(|c| {
+                c.lossy = lossy;
+                let answer = shared.chain.answer(c, &shared.counts);
+                (!c.is_notification()).then_some(answer.text)
+            })
             .collect();
         Some((
             StatusCode::OK,
             format!("[{}]", answers.join(",")).into_bytes(),
         ))
     } else {
-        let Ok(call) = serde_json::from_slice::<Call<'_>>(body) else {
+        let Ok(mut call) = serde_json::from_slice::<Call<'_>>(body) else {
             shared.counts.count(INVALID_BODY);
             return None;
         };
+        log_calls(shared, std::slice::from_ref(&call));
+        call.lossy = lossy;
         let answer = shared.chain.answer(&call, &shared.counts);
+        if call.is_notification() {
+            return Some((StatusCode::OK, Vec::new()));
+        }
         Some((
             shared.chain.single_status(answer.error),
             answer.text.into_bytes(),
@@ -427,8 +569,15 @@ fn answer<C: MockChain>(body: &[u8], shared: &Shared<C>) -> Option<(StatusCode, 
     }
 }
 
-fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+/// A mock's answer body: whole, or breaking off.
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(body: Bytes) -> Body {
+    Full::new(body).map_err(|never| match never {}).boxed()
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut resp = Response::new(full(Bytes::from(body)));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -437,8 +586,8 @@ fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
     resp
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+fn plain(status: StatusCode, text: String) -> Response<Body> {
+    let mut resp = Response::new(full(Bytes::from(text)));
     *resp.status_mut() = status;
     resp
 }

@@ -1,23 +1,14 @@
 //! Test support for the request-path tests: a scripted control plane that
-//! pushes one snapshot, mock nodes with scripted faults that record what
-//! reaches them, and a client.
+//! pushes one snapshot, the test kit's mock nodes (named, with scripted
+//! faults, recording what reaches them), and a client.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::stream;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full, StreamBody};
-use hyper::body::Frame;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt as _, Full};
 use meridian_common::node_client::{NodeClientOptions, node_client};
 use meridian_common::proto;
 use meridian_common::proto::control_plane_message::Message as Outbound;
@@ -28,7 +19,7 @@ use meridian_data_plane::app::DataPlane;
 use meridian_data_plane::config::ProxyConfig;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -141,266 +132,12 @@ pub fn snapshot(
 }
 
 // ---------------------------------------------------------------------------
-// Mock nodes with scripted faults
+// Mock nodes: the test kit's, named (each answers its common calls with its
+// name, so a test sees which upstream answered), with scripted faults.
 
-/// How a mock node answers.
-#[derive(Debug, Clone)]
-pub enum Fault {
-    /// A JSON-RPC answer to every call, `"result": "<name>"`.
-    None,
-    /// Answer after this long.
-    Slow(Duration),
-    /// This HTTP status with an HTML page.
-    Status(u16),
-    /// Headers and half the body, then the connection breaks.
-    ResetMidBody,
-    /// HTTP 200 with JSON cut short.
-    Truncated,
-    /// HTTP 200, a valid answer to another id.
-    WrongId,
-    /// HTTP 200 with an HTML page.
-    Html,
-    /// Never answers.
-    Hang,
-    /// Waits until [`Node::release`], then answers.
-    Hold,
-    /// A JSON-RPC error answer: the node already has the transaction.
-    AlreadyKnown,
-    /// Good answers, but every id written back as a float (`0` → `0.0`),
-    /// the way nodes that read ids into a double do (ganache loses the
-    /// precision of big numbers this way).
-    LossyIds,
-}
-
-#[derive(Clone)]
-pub struct Node {
-    pub name: &'static str,
-    pub addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-    /// Every call that reached the node, in arrival order:
-    /// `method:id:params` as the node read them (`-` for an absent id or
-    /// params). Ids are Meridian's, so tests tell calls apart by params.
-    calls: Arc<Mutex<Vec<String>>>,
-    /// Applied to each request in turn; when empty, `default` applies.
-    script: Arc<Mutex<VecDeque<Fault>>>,
-    default: Arc<Mutex<Fault>>,
-    released: Arc<Notify>,
-    held: Arc<AtomicUsize>,
-}
-
-impl Node {
-    pub async fn start(name: &'static str) -> Node {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let node = Node {
-            name,
-            addr: listener.local_addr().unwrap(),
-            hits: Arc::default(),
-            calls: Arc::default(),
-            script: Arc::default(),
-            default: Arc::new(Mutex::new(Fault::None)),
-            released: Arc::default(),
-            held: Arc::default(),
-        };
-        let n = node.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let n = n.clone();
-                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let n = n.clone();
-                    async move { Ok::<_, Infallible>(n.answer(req).await) }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        node
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-
-    pub fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
-    }
-
-    /// Every request answers like this from now on.
-    pub fn set(&self, fault: Fault) {
-        *self.default.lock().unwrap() = fault;
-    }
-
-    /// The next requests answer like these, in order.
-    pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
-        self.script.lock().unwrap().extend(faults);
-    }
-
-    /// Requests currently held by [`Fault::Hold`].
-    pub fn held(&self) -> usize {
-        self.held.load(Ordering::SeqCst)
-    }
-
-    /// Lets every held request answer.
-    pub fn release(&self) {
-        self.set(Fault::None);
-        self.released.notify_waiters();
-    }
-
-    async fn answer(&self, req: Request<hyper::body::Incoming>) -> Response<hyper_util_body::Body> {
-        let body = req.into_body().collect().await.unwrap().to_bytes();
-        self.hits.fetch_add(1, Ordering::SeqCst);
-        let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let calls: Vec<&Value> = match &parsed {
-            Value::Array(a) => a.iter().collect(),
-            v => vec![v],
-        };
-        {
-            let mut log = self.calls.lock().unwrap();
-            let shown = |v: Option<&Value>| v.map_or_else(|| "-".to_owned(), Value::to_string);
-            for c in &calls {
-                log.push(format!(
-                    "{}:{}:{}",
-                    c["method"].as_str().unwrap_or("?"),
-                    shown(c.get("id")),
-                    shown(c.get("params"))
-                ));
-            }
-        }
-        let fault = self
-            .script
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or_else(|| self.default.lock().unwrap().clone());
-        let text = |status: u16, body: String| {
-            let mut r = Response::new(full(body));
-            *r.status_mut() = StatusCode::from_u16(status).unwrap();
-            r
-        };
-        let spec_result = |c: &Value| -> Result<Value, ()> {
-            let method = c["method"].as_str().unwrap_or_default();
-            let p = &c["params"];
-            let n = |v: &Value| v.as_i64().unwrap_or(0);
-            Ok(match method {
-                "subtract" if p.is_array() => (n(&p[0]) - n(&p[1])).into(),
-                "subtract" => (n(&p["minuend"]) - n(&p["subtrahend"])).into(),
-                "sum" => p
-                    .as_array()
-                    .map(|a| a.iter().map(n).sum::<i64>())
-                    .unwrap_or(0)
-                    .into(),
-                "get_data" => serde_json::json!(["hello", 5]),
-                m if ["eth_", "net_", "web3_", "debug_", "admin_"]
-                    .iter()
-                    .any(|p| m.starts_with(p)) =>
-                {
-                    self.name.into()
-                }
-                _ => return Err(()),
-            })
-        };
-        let lossy = matches!(fault, Fault::LossyIds);
-        let answer_of = |c: &Value| -> String {
-            // Ids are echoed as the node parsed them (serde_json keeps big
-            // numbers as f64 without arbitrary_precision, like many nodes):
-            // Meridian must still give the client its own bytes.
-            let id = match c["id"].as_f64() {
-                Some(f) if lossy => format!("{f:?}"),
-                _ => c["id"].to_string(),
-            };
-            match spec_result(c) {
-                Ok(result) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#),
-                Err(()) => format!(
-                    r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32601,"message":"Method not found"}}}}"#
-                ),
-            }
-        };
-        let good = || -> String {
-            match &parsed {
-                Value::Array(a) => {
-                    let answers: Vec<String> = a
-                        .iter()
-                        .filter(|c| c.get("id").is_some())
-                        .map(answer_of)
-                        .collect();
-                    format!("[{}]", answers.join(","))
-                }
-                c if c.get("id").is_some() => answer_of(c),
-                _ => String::new(),
-            }
-        };
-        match fault {
-            Fault::None | Fault::LossyIds => text(200, good()),
-            Fault::Slow(d) => {
-                tokio::time::sleep(d).await;
-                text(200, good())
-            }
-            Fault::Status(s) => text(s, "<html><body>nope</body></html>".into()),
-            Fault::Html => text(200, "<html><body>maintenance</body></html>".into()),
-            Fault::Truncated => {
-                let g = good();
-                text(200, g[..g.len() / 2].to_owned())
-            }
-            Fault::WrongId => text(
-                200,
-                r#"{"jsonrpc":"2.0","id":"someone-else","result":"x"}"#.into(),
-            ),
-            Fault::AlreadyKnown => {
-                let id = &calls[0]["id"];
-                text(
-                    200,
-                    format!(
-                        r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32000,"message":"already known"}}}}"#
-                    ),
-                )
-            }
-            Fault::ResetMidBody => {
-                let g = good();
-                let half = Bytes::from(g[..g.len() / 2].to_owned());
-                let chunks: Vec<Result<Frame<Bytes>, std::io::Error>> =
-                    vec![Ok(Frame::data(half)), Err(std::io::Error::other("reset"))];
-                let mut r = Response::new(StreamBody::new(stream::iter(chunks)).boxed());
-                r.headers_mut().insert("content-length", (g.len()).into());
-                r
-            }
-            Fault::Hang => std::future::pending().await,
-            Fault::Hold => {
-                // Counted while held, and no longer once answered or
-                // dropped (the client of this node went away).
-                struct Held(Arc<AtomicUsize>);
-                impl Drop for Held {
-                    fn drop(&mut self) {
-                        self.0.fetch_sub(1, Ordering::SeqCst);
-                    }
-                }
-                let notified = self.released.notified();
-                self.held.fetch_add(1, Ordering::SeqCst);
-                let _held = Held(self.held.clone());
-                notified.await;
-                text(200, good())
-            }
-        }
-    }
-}
-
-mod hyper_util_body {
-    pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
-}
-
-fn full(s: String) -> hyper_util_body::Body {
-    Full::new(Bytes::from(s))
-        .map_err(|never| match never {})
-        .boxed()
-}
+// Not every test binary uses every name.
+#[allow(unused_imports)]
+pub use meridian_test_kit::evm::{ALREADY_KNOWN, Fault, MockEvmNode as Node};
 
 /// A URL whose port refuses connections.
 pub async fn refusing_url() -> String {

@@ -304,7 +304,7 @@ async fn a_client_that_hangs_up_does_not_cancel_the_call_for_the_others_and_erro
     assert_eq!(f.node.requests("eth_getBlockByNumber"), 1);
 
     // An error while waiters wait is theirs too, and is not kept.
-    f.node.set_fault(Fault::Http500);
+    f.node.set_fault(Fault::Status(500));
     let (a, b) = tokio::join!(
         f.call(3, "eth_getBlockByNumber", r#"["0x322",false]"#),
         f.call(4, "eth_getBlockByNumber", r#"["0x322",false]"#),
