@@ -119,11 +119,6 @@ impl MockEvmNode {
         format!("http://{}", self.server.addr())
     }
 
-    /// The bound address (kept across [`MockEvmNode::restart`]).
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
     /// The height `eth_blockNumber` reports.
     pub fn height(&self) -> u64 {
         self.chain().height.load(Ordering::SeqCst)
@@ -175,73 +170,20 @@ impl MockEvmNode {
         self.chain().chain_id.store(chain_id, Ordering::SeqCst);
     }
 
-    /// Injects `fault` into every request from now on ([`Fault::None`] clears it).
-    pub fn set_fault(&self, fault: Fault) {
-        self.server.set_fault(fault);
-    }
-
-    /// JSON-RPC calls of `method` received so far (a batch counts each call).
-    pub fn requests(&self, method: &str) -> u64 {
-        self.server.counts().of(method)
-    }
-
-    /// JSON-RPC calls of any method *not* in `methods` (bodies that were not
-    /// JSON-RPC count as [`INVALID_BODY`]). With the probe methods excluded,
-    /// this is "client traffic that reached this node".
-    pub fn requests_except(&self, methods: &[&str]) -> u64 {
-        self.server.counts().except(methods)
-    }
-
     /// Client traffic: every call except the probes' `eth_blockNumber`,
     /// `eth_chainId` and `eth_getBlockByNumber("finalized")`.
     pub fn client_requests(&self) -> u64 {
-        self.requests_except(&["eth_blockNumber", "eth_chainId", FINALIZED_PROBE])
+        self.server
+            .requests_except(&["eth_blockNumber", "eth_chainId", FINALIZED_PROBE])
     }
+}
 
-    /// HTTP requests received so far (whatever their body).
-    pub fn total_requests(&self) -> u64 {
-        self.server.total_requests()
-    }
+/// Faults, counters, the call log, kill and restart: the shared server's.
+impl std::ops::Deref for MockEvmNode {
+    type Target = MockServer<EvmChain>;
 
-    /// Holds every answer from now on (see [`MockServer::hold`]).
-    pub fn hold(&self) {
-        self.server.hold();
-    }
-
-    /// Answers the held requests and every one after.
-    pub fn release(&self) {
-        self.server.release();
-    }
-
-    /// The next requests answer like `faults`, in order.
-    pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
-        self.server.script(faults);
-    }
-
-    /// Requests held right now by [`Fault::Hold`].
-    pub fn held(&self) -> u64 {
-        self.server.held()
-    }
-
-    /// Every call received, in order, as `method:id:params`.
-    pub fn calls(&self) -> Vec<String> {
-        self.server.calls()
-    }
-
-    /// Stops listening and drops every open connection, so clients see
-    /// connection refused / reset. Counters and settings are kept.
-    pub fn kill(&self) {
-        self.server.kill();
-    }
-
-    /// Whether the node is currently listening.
-    pub fn is_running(&self) -> bool {
-        self.server.is_running()
-    }
-
-    /// Listens again on the same port (after [`MockEvmNode::kill`]).
-    pub async fn restart(&self) -> Result<(), MockStartError> {
-        self.server.restart().await
+    fn deref(&self) -> &Self::Target {
+        &self.server
     }
 }
 

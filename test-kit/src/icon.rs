@@ -108,10 +108,6 @@ impl MockIconNode {
         format!("http://{}", self.server.addr())
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
     /// The height `icx_getLastBlock` reports.
     pub fn height(&self) -> u64 {
         self.chain().height.load(Ordering::SeqCst)
@@ -145,50 +141,18 @@ impl MockIconNode {
             .unwrap_or_else(PoisonError::into_inner) = preps;
     }
 
-    pub fn set_fault(&self, fault: Fault) {
-        self.server.set_fault(fault);
-    }
-
-    /// JSON-RPC calls of `method` received so far (a batch counts each call).
-    pub fn requests(&self, method: &str) -> u64 {
-        self.server.counts().of(method)
-    }
-
     /// Client traffic: every call except the probes'.
     pub fn client_requests(&self) -> u64 {
-        self.server.counts().except(&PROBE_METHODS)
+        self.server.requests_except(&PROBE_METHODS)
     }
+}
 
-    /// HTTP requests received at `path` so far.
-    pub fn requests_at(&self, path: &str) -> u64 {
-        self.server.requests_at(path)
-    }
+/// Faults, counters, kill and restart: the shared server's.
+impl std::ops::Deref for MockIconNode {
+    type Target = MockServer<IconChain>;
 
-    /// HTTP requests received so far (whatever their body or path).
-    pub fn total_requests(&self) -> u64 {
-        self.server.total_requests()
-    }
-
-    /// Holds every answer from now on (see [`MockServer::hold`]).
-    pub fn hold(&self) {
-        self.server.hold();
-    }
-
-    /// Answers the held requests and every one after.
-    pub fn release(&self) {
-        self.server.release();
-    }
-
-    pub fn kill(&self) {
-        self.server.kill();
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.server.is_running()
-    }
-
-    pub async fn restart(&self) -> Result<(), MockStartError> {
-        self.server.restart().await
+    fn deref(&self) -> &Self::Target {
+        &self.server
     }
 }
 

@@ -284,6 +284,19 @@ impl<C: MockChain> MockServer<C> {
         &self.shared.counts
     }
 
+    /// JSON-RPC calls of `method` received so far (a batch counts each
+    /// call).
+    pub fn requests(&self, method: &str) -> u64 {
+        self.shared.counts.of(method)
+    }
+
+    /// JSON-RPC calls of any method *not* in `methods` (bodies that were
+    /// not JSON-RPC count as [`INVALID_BODY`]). With the probe methods
+    /// excluded, this is "client traffic that reached this node".
+    pub fn requests_except(&self, methods: &[&str]) -> u64 {
+        self.shared.counts.except(methods)
+    }
+
     /// HTTP requests received at `path` so far.
     pub fn requests_at(&self, path: &str) -> u64 {
         self.shared.paths.of(path)

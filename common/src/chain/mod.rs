@@ -68,6 +68,19 @@ impl FromStr for ChainKind {
     }
 }
 
+/// The `message` of a JSON-RPC `error` object, lower-cased (what the chain
+/// modules match node errors on); `None` when it cannot be read.
+fn error_message(error: &RawValue) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Error<'a> {
+        #[serde(borrow, default)]
+        message: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_str::<Error<'_>>(error.get())
+        .ok()
+        .map(|e| e.message.to_ascii_lowercase())
+}
+
 /// A set of chain kinds: what a data plane says it serves in its `Hello`
 /// (`snapshot.proto`, rule 9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -140,14 +140,18 @@ mod tests {
         busy_task.abort();
     }
 
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn a_head_read_after_shutdown_chose_the_connection_is_never_taken() {
         let mut conns = Connections::default();
         let state = conns.state();
         assert!(state.idle());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let _guard = rt.enter();
         let task = rt.spawn(std::future::pending::<()>());
         conns.add(state.clone(), task.abort_handle());
@@ -166,9 +170,7 @@ mod tests {
         assert!(state.idle());
         assert!(state.busy(), "the head came first");
         assert!(state.busy(), "a pipelined head on a busy connection");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let _guard = rt.enter();
         let task = rt.spawn(std::future::pending::<()>());
         conns.add(state.clone(), task.abort_handle());

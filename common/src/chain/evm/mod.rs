@@ -4,7 +4,6 @@
 //! `shared/CHAINS.md` for the facts this module relies on. The cache rules
 //! are in [`cache`].
 
-use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -227,17 +226,11 @@ impl Chain for Evm {
     }
 
     fn is_already_known(&self, error: &RawValue) -> bool {
-        #[derive(Deserialize)]
-        struct Error<'a> {
-            #[serde(borrow, default)]
-            message: std::borrow::Cow<'a, str>,
-        }
-        let Ok(e) = serde_json::from_str::<Error<'_>>(error.get()) else {
+        let Some(m) = super::error_message(error) else {
             return false;
         };
         // geth: "already known"; besu/nethermind: "Known transaction",
         // "AlreadyKnown"; erigon: "ALREADY_EXISTS: already known".
-        let m = e.message.to_ascii_lowercase();
         m.contains("already known") || m.contains("alreadyknown") || m.contains("known transaction")
     }
 

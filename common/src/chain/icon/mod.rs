@@ -234,17 +234,11 @@ impl Chain for Icon {
     }
 
     fn is_already_known(&self, error: &RawValue) -> bool {
-        #[derive(Deserialize)]
-        struct Error<'a> {
-            #[serde(borrow, default)]
-            message: std::borrow::Cow<'a, str>,
-        }
-        let Ok(e) = serde_json::from_str::<Error<'_>>(error.get()) else {
+        let Some(m) = super::error_message(error) else {
             return false;
         };
         // goloop: "SystemError: DuplicateTransaction" (in the pool) and
         // "…CommittedTransaction" (already in a block).
-        let m = e.message.to_ascii_lowercase();
         m.contains("duplicatetransaction") || m.contains("committedtransaction")
     }
 
