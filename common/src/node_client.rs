@@ -25,6 +25,11 @@ pub struct NodeClientOptions {
     pub pool_idle_timeout: Duration,
     /// Idle connections kept per upstream host.
     pub pool_max_idle_per_host: usize,
+    /// How long the data plane's upstream client uses a host name's
+    /// addresses before it resolves the name again (the control plane's
+    /// probe client resolves at each new connection; its connections are
+    /// few and pooled).
+    pub dns_ttl: Duration,
 }
 
 impl Default for NodeClientOptions {
@@ -33,6 +38,7 @@ impl Default for NodeClientOptions {
             connect_timeout: Duration::from_secs(2),
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 256,
+            dns_ttl: Duration::from_secs(30),
         }
     }
 }

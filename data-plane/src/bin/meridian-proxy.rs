@@ -72,6 +72,10 @@ struct Args {
         default_value_t = 5_000
     )]
     cache_redis_cooldown_ms: u64,
+    /// How long an upstream's host name resolves to the same addresses
+    /// before it is looked up again, ms (0: at every new connection).
+    #[arg(long, env = "MERIDIAN_DNS_TTL_MS", default_value_t = 30_000)]
+    dns_ttl_ms: u64,
     #[command(flatten)]
     telemetry: TelemetryArgs,
 }
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| default_dataplane_id(&args.region));
     config.worker_threads = args.worker_threads;
     config.cache_max_bytes = args.cache_max_bytes;
+    config.node_client.dns_ttl = Duration::from_millis(args.dns_ttl_ms);
     config.cache_redis = args.cache_redis.as_ref().map(|url| {
         let mut tier = SharedTierOptions::new(url.clone());
         tier.timeout = Duration::from_millis(args.cache_redis_timeout_ms.max(1));

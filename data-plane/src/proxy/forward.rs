@@ -32,7 +32,7 @@ use crate::balance::{Admission, Ejection, Priority, QueueError, TryKind, clock};
 use crate::metrics::NetworkStats;
 use crate::routing::{RoutedNetwork, RoutedUpstream, Tried, select_where};
 use crate::state::Shared;
-use crate::upstream::ExchangeError;
+use crate::upstream::{ExchangeError, RequestLine};
 use meridian_common::error_chain::error_chain;
 
 /// Everything the tries of one request share.
@@ -43,10 +43,10 @@ pub struct Ctx {
     pub priority: Priority,
     /// End of the request's `request_timeout_ms`.
     pub deadline: Instant,
-    /// The path the client used, sent to the node in place of the path of
-    /// the upstream's URL, when the chain forwards it (ICON's
-    /// `/api/v3/<channel>`); `None` for the URL's own path.
-    pub upstream_path: Option<Bytes>,
+    /// The verb and path sent upstream: a POST to the upstream's URL for
+    /// JSON-RPC, the client's path where the chain forwards it (ICON's
+    /// `/api/v3/<channel>`, Antelope's routes).
+    pub line: RequestLine,
 }
 
 impl Ctx {
@@ -355,9 +355,9 @@ async fn exchange(
     let started = Instant::now();
     // Only writes must not be sent twice; every read may be.
     let idempotent = job.route.role() != Role::Write;
-    let post = shared.upstreams.post(
+    let post = shared.upstreams.send(
         &upstream.endpoint,
-        ctx.upstream_path.as_deref(),
+        &ctx.line,
         &job.body,
         shared.max_response_bytes,
         idempotent,

@@ -25,6 +25,7 @@ use super::{network, parse, respond};
 use crate::balance::Priority;
 use crate::routing::RoutedNetwork;
 use crate::state::Shared;
+use crate::upstream::{RequestLine, UpstreamPath, Verb};
 
 /// A client request's head, as the server that read it hands it over,
 /// and its body, still unread.
@@ -75,9 +76,14 @@ pub async fn handle<B: RequestBody>(
                     shared: shared.clone(),
                     network: network.clone(),
                     priority: request.priority,
-                    upstream_path: route
-                        .forward
-                        .then(|| Bytes::copy_from_slice(rest.as_bytes())),
+                    line: if route.forward {
+                        RequestLine {
+                            verb: Verb::Post,
+                            path: UpstreamPath::Replace(Bytes::copy_from_slice(rest.as_bytes())),
+                        }
+                    } else {
+                        RequestLine::URL
+                    },
                 };
                 serve_network(&ctx, route.archive, request, &mut log).await
             }

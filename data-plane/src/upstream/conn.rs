@@ -61,13 +61,15 @@ pub enum ConnectError {
 
 impl Conn {
     /// Opens a connection to `endpoint` within `timeout` (resolution, TCP
-    /// and TLS handshake together).
+    /// and TLS handshake together), its host's addresses cached for
+    /// `dns_ttl`.
     pub async fn open(
         endpoint: &Endpoint,
         tls: &Arc<rustls::ClientConfig>,
         timeout: Duration,
+        dns_ttl: Duration,
     ) -> Result<Self, ConnectError> {
-        tokio::time::timeout(timeout, Self::open_now(endpoint, tls))
+        tokio::time::timeout(timeout, Self::open_now(endpoint, tls, dns_ttl))
             .await
             .unwrap_or_else(|_| {
                 Err(ConnectError::Timeout {
@@ -81,17 +83,21 @@ impl Conn {
     async fn open_now(
         endpoint: &Endpoint,
         tls: &Arc<rustls::ClientConfig>,
+        dns_ttl: Duration,
     ) -> Result<Self, ConnectError> {
         let host = endpoint.host.as_str();
-        let addrs = tokio::net::lookup_host((host, endpoint.port))
-            .await
-            .map_err(|source| ConnectError::Resolve {
-                host: host.to_owned(),
-                source,
-            })?;
+        let addrs =
+            endpoint
+                .resolver
+                .addrs(dns_ttl)
+                .await
+                .map_err(|source| ConnectError::Resolve {
+                    host: host.to_owned(),
+                    source,
+                })?;
         let mut last = None;
         let mut tcp = None;
-        for addr in addrs {
+        for &addr in addrs.iter() {
             match TcpStream::connect(addr).await {
                 Ok(s) => {
                     tcp = Some(s);
@@ -102,7 +108,11 @@ impl Conn {
         }
         let tcp = match (tcp, last) {
             (Some(tcp), _) => tcp,
-            (None, Some(e)) => return Err(e),
+            (None, Some(e)) => {
+                // The node may have moved: ask again at the next connect.
+                endpoint.resolver.forget();
+                return Err(e);
+            }
             (None, None) => {
                 return Err(ConnectError::NoAddress {
                     host: host.to_owned(),

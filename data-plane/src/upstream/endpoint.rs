@@ -12,6 +12,7 @@ use meridian_common::url::parse_node_url;
 use rustls::pki_types::ServerName;
 
 use super::pool::IdlePool;
+use super::resolve::Resolver;
 
 /// An upstream URL the proxy cannot post to.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +21,7 @@ pub enum EndpointError {
     Url(String),
 }
 
-/// Where and how to post JSON-RPC to one upstream.
+/// Where and how to send requests to one upstream.
 #[derive(Debug)]
 pub struct Endpoint {
     /// The URL as the snapshot gave it.
@@ -28,6 +29,13 @@ pub struct Endpoint {
     /// Host to resolve and connect to (brackets of an IPv6 literal removed).
     pub(super) host: String,
     pub(super) port: u16,
+    /// The host's addresses, cached.
+    pub(super) resolver: Resolver,
+    /// The URL's path without its query or a trailing `/`: what a path
+    /// sent after it ([`super::UpstreamPath::Append`]) follows.
+    pub(super) base_path: Box<[u8]>,
+    /// The URL's query (without `?`), kept in front of a client's.
+    pub(super) url_query: Option<Box<[u8]>>,
     /// The name the TLS certificate must carry; `None` for plain http.
     pub(super) tls: Option<ServerName<'static>>,
     /// `POST <path> HTTP/1.1`, `host`, `content-type` and the
@@ -73,14 +81,19 @@ impl Endpoint {
         };
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         let path = if path.is_empty() { "/" } else { path };
+        let base_path = uri.path().trim_end_matches('/').as_bytes().into();
+        let url_query = uri.query().map(|q| q.as_bytes().into());
         let head = format!(
             "POST {path} HTTP/1.1\r\nhost: {host_header}\r\ncontent-type: application/json\r\ncontent-length: "
         );
         let after_path = "POST ".len() + path.len();
         Ok(Self {
             url: url.to_owned(),
+            resolver: Resolver::new(&bare_host, port),
             host: bare_host,
             port,
+            base_path,
+            url_query,
             tls: server_name,
             head: Bytes::from(head),
             after_path,
@@ -121,10 +134,15 @@ mod tests {
                 .starts_with(b"POST /v3/key?x=1 HTTP/1.1\r\nhost: node.example\r\n")
         );
         assert!(matches!(e.tls, Some(ServerName::DnsName(_))));
+        assert_eq!(
+            (&*e.base_path, e.url_query.as_deref()),
+            (&b"/v3/key"[..], Some(&b"x=1"[..]))
+        );
         assert!(e.head[e.after_path..].starts_with(b" HTTP/1.1\r\nhost: node.example\r\n"));
         let e = Endpoint::new("https://[::1]:8443/").unwrap();
         assert_eq!((e.host.as_str(), e.port), ("::1", 8443));
         assert!(matches!(e.tls, Some(ServerName::IpAddress(_))));
+        assert_eq!((&*e.base_path, e.url_query.as_deref()), (&b""[..], None));
         assert!(
             e.head
                 .starts_with(b"POST / HTTP/1.1\r\nhost: [::1]:8443\r\n")

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::conn::{Conn, ConnectError};
 use super::endpoint::Endpoint;
+use super::request::{RequestLine, UpstreamPath, Verb};
 use super::response::{Chunked, ChunkedError, Framing, Head, ProtocolError, parse_head};
 
 /// Bodies up to this size are copied behind the head and written in one
@@ -92,12 +93,11 @@ impl UpstreamClient {
     /// reused for the idle check); the answer comes with the instant it
     /// was read in full, which is also when the connection went back to
     /// the pool: two clock reads per exchange, not four.
-    /// Posts `body` to `endpoint`, at `path` in place of the URL's own
-    /// path when given (a path the chain forwards, already checked).
-    pub async fn post(
+    /// Sends `body` to `endpoint` with the verb and at the path of `line`.
+    pub async fn send(
         &self,
         endpoint: &Endpoint,
-        path: Option<&[u8]>,
+        line: &RequestLine,
         body: &Bytes,
         max_answer: usize,
         idempotent: bool,
@@ -108,9 +108,18 @@ impl UpstreamClient {
             .take(started, self.options.pool_idle_timeout, !idempotent);
         let mut conn = match idle {
             Some(conn) => conn,
-            None => Conn::open(endpoint, &self.tls, self.options.connect_timeout).await?,
+            None => {
+                let options = &self.options;
+                Conn::open(
+                    endpoint,
+                    &self.tls,
+                    options.connect_timeout,
+                    options.dns_ttl,
+                )
+                .await?
+            }
         };
-        let (answer, reuse) = round_trip(&mut conn, endpoint, path, body, max_answer).await?;
+        let (answer, reuse) = round_trip(&mut conn, endpoint, line, body, max_answer).await?;
         let finished = Instant::now();
         if reuse {
             endpoint
@@ -137,11 +146,11 @@ impl UpstreamClient {
 async fn round_trip(
     conn: &mut Conn,
     endpoint: &Endpoint,
-    path: Option<&[u8]>,
+    line: &RequestLine,
     body: &Bytes,
     max_answer: usize,
 ) -> Result<(Answer, bool), ExchangeError> {
-    write_request(conn, endpoint, path, body)
+    write_request(conn, endpoint, line, body)
         .await
         .map_err(|e| transport("sending the request", &e))?;
     conn.buf.clear();
@@ -178,7 +187,7 @@ async fn round_trip(
 async fn write_request(
     conn: &mut Conn,
     endpoint: &Endpoint,
-    path: Option<&[u8]>,
+    line: &RequestLine,
     body: &Bytes,
 ) -> std::io::Result<()> {
     let mut length = itoa::Buffer::new();
@@ -187,13 +196,34 @@ async fn write_request(
     // the request.
     let out = &mut conn.buf;
     out.clear();
-    match path {
-        None => out.extend_from_slice(&endpoint.head),
-        Some(path) => {
-            out.extend_from_slice(b"POST ");
-            out.extend_from_slice(path);
-            out.extend_from_slice(&endpoint.head[endpoint.after_path..]);
+    if *line == RequestLine::URL {
+        out.extend_from_slice(&endpoint.head);
+    } else {
+        out.extend_from_slice(line.verb.as_str().as_bytes());
+        out.extend_from_slice(b" ");
+        match &line.path {
+            // The URL's path and query, as the prepared head has them.
+            UpstreamPath::Url => {
+                out.extend_from_slice(
+                    &endpoint.head[Verb::Post.as_str().len() + 1..endpoint.after_path],
+                );
+            }
+            UpstreamPath::Replace(path) => out.extend_from_slice(path),
+            UpstreamPath::Append { path, query } => {
+                out.extend_from_slice(&endpoint.base_path);
+                out.extend_from_slice(path);
+                let queries = endpoint
+                    .url_query
+                    .as_deref()
+                    .into_iter()
+                    .chain(query.as_deref());
+                for (i, q) in queries.enumerate() {
+                    out.extend_from_slice(if i == 0 { b"?" } else { b"&" });
+                    out.extend_from_slice(q);
+                }
+            }
         }
+        out.extend_from_slice(&endpoint.head[endpoint.after_path..]);
     }
     out.extend_from_slice(length);
     out.extend_from_slice(b"\r\n\r\n");
@@ -470,9 +500,9 @@ mod tests {
         idempotent: bool,
     ) -> Result<Answer, ExchangeError> {
         client
-            .post(
+            .send(
                 e,
-                None,
+                &RequestLine::URL,
                 &Bytes::from_static(BODY.as_bytes()),
                 1024,
                 idempotent,
@@ -511,6 +541,83 @@ mod tests {
             "{err:?}"
         );
         assert!(untrusted.requests.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn sends_the_verb_and_path_of_the_request_line() {
+        let node = Node::start(vec![Step::Answer(OK); 4]).await;
+        let client = client();
+        // The URL has a path and a query of its own.
+        let endpoint = Endpoint::new(&format!("{}?key=k", node.url)).unwrap();
+        let send = |line: RequestLine, body: &'static str| {
+            let (client, endpoint) = (&client, &endpoint);
+            async move {
+                client
+                    .send(
+                        endpoint,
+                        &line,
+                        &Bytes::from_static(body.as_bytes()),
+                        1024,
+                        true,
+                        Instant::now(),
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        let append = |path: &'static str, query: Option<&'static str>| UpstreamPath::Append {
+            path: Bytes::from_static(path.as_bytes()),
+            query: query.map(|q| Bytes::from_static(q.as_bytes())),
+        };
+        send(
+            RequestLine {
+                verb: Verb::Get,
+                path: append("/v2/history/get_actions", Some("account=eosio&limit=1")),
+            },
+            "",
+        )
+        .await;
+        send(
+            RequestLine {
+                verb: Verb::Post,
+                path: append("/v1/chain/get_info", None),
+            },
+            "{}",
+        )
+        .await;
+        send(
+            RequestLine {
+                verb: Verb::Post,
+                path: UpstreamPath::Replace(Bytes::from_static(b"/api/v3/icon_dex")),
+            },
+            "{}",
+        )
+        .await;
+        send(
+            RequestLine {
+                verb: Verb::Get,
+                path: UpstreamPath::Url,
+            },
+            "",
+        )
+        .await;
+        let lines: Vec<String> = node
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.lines().next().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "GET /rpc/v2/history/get_actions?key=k&account=eosio&limit=1 HTTP/1.1",
+                "POST /rpc/v1/chain/get_info?key=k HTTP/1.1",
+                "POST /api/v3/icon_dex HTTP/1.1",
+                "GET /rpc?key=k HTTP/1.1",
+            ]
+        );
+        assert!(node.requests.lock().unwrap()[0].ends_with("content-length: 0\r\n\r\n"));
     }
 
     #[tokio::test]

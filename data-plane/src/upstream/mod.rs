@@ -14,16 +14,22 @@
 //! - [`endpoint`]: one upstream URL, its prepared request head and pool.
 //! - [`pool`]: idle connections of one upstream.
 //! - [`conn`]: one connection (TCP or rustls) and its read buffer.
+//! - [`resolve`]: the host's addresses, cached for a TTL.
+//! - [`request`]: the verb and path of a request (JSON-RPC posts to the
+//!   URL; REST chains and ICON channels send the client's path).
 //! - [`response`]: response head parsing and body framing, without I/O.
-//! - [`exchange`]: one POST and its answer.
+//! - [`exchange`]: one request and its answer.
 //! - [`sweeper`]: closes idle connections nobody came back for.
 
 pub mod conn;
 pub mod endpoint;
 pub mod exchange;
 pub mod pool;
+pub mod request;
+pub mod resolve;
 pub mod response;
 pub mod sweeper;
 
 pub use endpoint::{Endpoint, EndpointError};
 pub use exchange::{Answer, ExchangeError, UpstreamClient};
+pub use request::{RequestLine, UpstreamPath, Verb};
